@@ -1,0 +1,17 @@
+//! # convgrad-kernels
+//!
+//! The compute core of convgrad: convolution, pooling and normalisation kernels over raw `f32`
+//! slices. This crate knows nothing of tensors or autograd. Every kernel takes slices plus a small
+//! `Copy` geometry struct ([`Conv2dGeometry`], [`Pool2dGeometry`]), and every fast kernel has a
+//! plain scalar reference beside it that serves as its test oracle.
+//!
+//! Layout: NCHW, row-major, contiguous. Convolution weights are
+//! `[out_channels, in_channels / groups, kernel_height, kernel_width]`, as in PyTorch.
+
+pub mod conv;
+mod error;
+pub mod geometry;
+pub mod simd;
+
+pub use error::KernelError;
+pub use geometry::{conv_out_size, pool_out_size, Conv2dGeometry, ConvKind, Pool2dGeometry};
