@@ -13,5 +13,6 @@ mod error;
 pub mod geometry;
 pub mod simd;
 
+pub use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
 pub use error::KernelError;
 pub use geometry::{conv_out_size, pool_out_size, Conv2dGeometry, ConvKind, Pool2dGeometry};

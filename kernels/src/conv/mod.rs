@@ -1,3 +1,105 @@
-//! Convolution: a scalar reference, and the fast kernels the dispatcher chooses between.
+//! Convolution: a scalar reference, three fast kernel families, and the dispatcher that picks one.
+//!
+//! | family | geometry | how |
+//! |---|---|---|
+//! | [`pointwise`] | 1 x 1, one group, no padding | a GEMM on the NCHW tensor as it is |
+//! | [`depthwise`] | one group per input channel | vectorised along the contiguous width |
+//! | [`direct`] | anything else | register-blocked SIMD direct convolution |
+//!
+//! The public functions here check the geometry and the slice lengths, then dispatch. All of
+//! them overwrite their outputs.
 
+pub mod depthwise;
+pub mod direct;
+pub mod pointwise;
 pub mod reference;
+
+use crate::error::check_len;
+use crate::{Conv2dGeometry, ConvKind, KernelError};
+
+fn check_operands(
+    g: &Conv2dGeometry,
+    input: (&str, usize),
+    weight: (&str, usize),
+    output: (&str, usize),
+) -> Result<(), KernelError> {
+    g.validate()?;
+    check_len(input.0, input.1, g.input_len())?;
+    check_len(weight.0, weight.1, g.weight_len())?;
+    check_len(output.0, output.1, g.output_len())
+}
+
+/// `output = conv(input, weight) + bias`, with the kernel chosen from the geometry.
+pub fn conv2d_forward(
+    g: &Conv2dGeometry,
+    input: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    output: &mut [f32],
+) -> Result<(), KernelError> {
+    check_operands(
+        g,
+        ("input", input.len()),
+        ("weight", weight.len()),
+        ("output", output.len()),
+    )?;
+    if let Some(bias) = bias {
+        check_len("bias", bias.len(), g.out_channels)?;
+    }
+    match g.kind() {
+        ConvKind::Pointwise => pointwise::forward(g, input, weight, bias, output),
+        ConvKind::Depthwise => depthwise::forward(g, input, weight, bias, output),
+        ConvKind::Direct => direct::forward(g, input, weight, bias, output),
+    }
+    Ok(())
+}
+
+/// `grad_input = d(loss)/d(input)` given `grad_output = d(loss)/d(output)`.
+pub fn conv2d_backward_data(
+    g: &Conv2dGeometry,
+    grad_output: &[f32],
+    weight: &[f32],
+    grad_input: &mut [f32],
+) -> Result<(), KernelError> {
+    check_operands(
+        g,
+        ("grad_input", grad_input.len()),
+        ("weight", weight.len()),
+        ("grad_output", grad_output.len()),
+    )?;
+    match g.kind() {
+        ConvKind::Pointwise => pointwise::backward_data(g, grad_output, weight, grad_input),
+        ConvKind::Depthwise => depthwise::backward_data(g, grad_output, weight, grad_input),
+        ConvKind::Direct => direct::backward_data(g, grad_output, weight, grad_input),
+    }
+    Ok(())
+}
+
+/// `grad_weight = d(loss)/d(weight)` and, when asked, `grad_bias = d(loss)/d(bias)`.
+pub fn conv2d_backward_weight(
+    g: &Conv2dGeometry,
+    input: &[f32],
+    grad_output: &[f32],
+    grad_weight: &mut [f32],
+    grad_bias: Option<&mut [f32]>,
+) -> Result<(), KernelError> {
+    check_operands(
+        g,
+        ("input", input.len()),
+        ("grad_weight", grad_weight.len()),
+        ("grad_output", grad_output.len()),
+    )?;
+    if let Some(grad_bias) = grad_bias.as_deref() {
+        check_len("grad_bias", grad_bias.len(), g.out_channels)?;
+    }
+    match g.kind() {
+        ConvKind::Pointwise => {
+            pointwise::backward_weight(g, input, grad_output, grad_weight, grad_bias)
+        }
+        ConvKind::Depthwise => {
+            depthwise::backward_weight(g, input, grad_output, grad_weight, grad_bias)
+        }
+        ConvKind::Direct => direct::backward_weight(g, input, grad_output, grad_weight, grad_bias),
+    }
+    Ok(())
+}
