@@ -1,1 +1,37 @@
-pub fn x() {}
+//! # convgrad
+//!
+//! The classic convolutional networks (LeNet-5 to MobileNet) on a from-scratch reverse-mode
+//! autograd engine, with SIMD convolution kernels written for the CPU.
+//!
+//! - [`Tensor`]: owned, contiguous `f32` data with a shape; seeded initialisers through [`Rng`].
+//! - [`Tape`] and [`Var`]: the reverse-mode engine; every op returns a [`Result`] whose
+//!   [`Error`] names the op and the shapes involved.
+//! - [`functional`]: the same ops on plain tensors, without a tape, for inference.
+//! - [`autograd::gradcheck`]: the finite-difference harness every backward is checked with.
+//!
+//! ```
+//! use convgrad::{Rng, Tape, Tensor};
+//! // One step of logistic regression on a tape.
+//! let mut rng = Rng::seed(0);
+//! let mut tape = Tape::new();
+//! let x = tape.input(Tensor::randn(&[8, 4], &mut rng));
+//! let w = tape.param(Tensor::xavier_uniform(&[4, 3], &mut rng)?);
+//! let b = tape.param(Tensor::zeros(&[3]));
+//! let logits = tape.matmul(x, w)?;
+//! let logits = tape.add(logits, b)?;
+//! let loss = tape.cross_entropy(logits, &[0, 1, 2, 0, 1, 2, 0, 1])?;
+//! let grads = tape.backward(loss)?;
+//! assert_eq!(grads.get(w).unwrap().shape(), &[4, 3]);
+//! # Ok::<(), convgrad::Error>(())
+//! ```
+
+pub mod autograd;
+mod error;
+pub mod functional;
+mod rng;
+mod tensor;
+
+pub use autograd::{Gradients, Tape, Var};
+pub use error::{Error, Result};
+pub use rng::Rng;
+pub use tensor::{numel, Tensor};
