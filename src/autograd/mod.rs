@@ -3,7 +3,8 @@
 //! - [`Tape`] records values and the backward rule of each op; [`Var`] is a handle to one.
 //! - Each op family sits in its own file with its forward, its backward and its tests:
 //!   `arith` (add, sub, mul, div with broadcasting), `matmul`, `activation`, `reduce`,
-//!   `shape` (reshape, flatten, concat), `loss` (softmax, log-softmax, cross-entropy, MSE).
+//!   `shape` (reshape, flatten, concat), `loss` (softmax, log-softmax, cross-entropy, MSE),
+//!   `conv` (2-D convolution through the kernel crate), `dropout`.
 //! - [`gradcheck`] compares every backward with finite differences.
 //!
 //! The same forward computations are available without a tape in [`crate::functional`].
@@ -11,6 +12,8 @@
 mod activation;
 mod arith;
 mod broadcast;
+mod conv;
+mod dropout;
 pub mod gradcheck;
 mod loss;
 mod matmul;
@@ -18,12 +21,15 @@ mod reduce;
 mod shape;
 mod tape;
 
+pub use conv::Conv2dOptions;
 pub use tape::{BackwardFn, GradSink, Gradients, Tape, Var};
 
 /// Forward functions on plain tensors, re-exported by [`crate::functional`].
 pub(crate) mod forward {
     pub use super::activation::{exp, log, relu, relu6, sigmoid, tanh};
     pub use super::arith::{add, div, mul, sub};
+    pub use super::conv::{conv2d, Conv2dOptions};
+    pub use super::dropout::dropout;
     pub use super::loss::{cross_entropy, log_softmax, mse_loss, softmax};
     pub use super::matmul::matmul;
     pub use super::reduce::{mean, mean_axis, sum, sum_axis};
