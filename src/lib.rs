@@ -28,6 +28,8 @@
 pub mod autograd;
 mod error;
 pub mod functional;
+pub mod graph;
+pub mod nn;
 mod rng;
 mod tensor;
 

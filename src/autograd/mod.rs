@@ -31,7 +31,7 @@ pub(crate) mod forward {
     pub use super::conv::{conv2d, Conv2dOptions};
     pub use super::dropout::dropout;
     pub use super::loss::{cross_entropy, log_softmax, mse_loss, softmax};
-    pub use super::matmul::matmul;
+    pub use super::matmul::{linear, matmul};
     pub use super::reduce::{mean, mean_axis, sum, sum_axis};
     pub use super::shape::{concat, flatten};
 }
