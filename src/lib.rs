@@ -29,6 +29,7 @@ pub mod autograd;
 mod error;
 pub mod functional;
 pub mod graph;
+pub mod models;
 pub mod nn;
 mod rng;
 mod tensor;

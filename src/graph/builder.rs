@@ -2,8 +2,12 @@
 //! as it goes.
 
 use super::{Graph, NamedParam, Node, NodeId};
+use crate::autograd::{LrnOptions, Pool2dOptions};
 use crate::error::{fmt_shape, Error, Result};
-use crate::nn::{Add, Concat, Conv2d, Dropout, Flatten, Layer, Linear, ReLU, ReLU6};
+use crate::nn::{
+    AdaptiveAvgPool2d, Add, AvgPool2d, BatchNorm2d, Concat, Conv2d, Dropout, Flatten,
+    GlobalAvgPool2d, Layer, Linear, LocalResponseNorm, MaxPool2d, ReLU, ReLU6,
+};
 
 /// Builds a [`Graph`] one node at a time. Every method checks the new node against its inputs'
 /// shapes and fails with the node's name and the shapes involved.
@@ -115,6 +119,64 @@ impl GraphBuilder {
         self.add_layer(name, linear, &[x])
     }
 
+    /// Batch normalisation over `x`'s channels with PyTorch's defaults (`eps = 1e-5`).
+    pub fn batch_norm(&mut self, name: impl Into<String>, x: NodeId) -> Result<NodeId> {
+        let bn = BatchNorm2d::new(self.channels(x));
+        self.add_layer(name, bn, &[x])
+    }
+
+    /// Batch normalisation with another `eps` (GoogLeNet and Inception-v3 use `1e-3`).
+    pub fn batch_norm_eps(
+        &mut self,
+        name: impl Into<String>,
+        x: NodeId,
+        eps: f32,
+    ) -> Result<NodeId> {
+        let bn = BatchNorm2d::new(self.channels(x)).eps(eps);
+        self.add_layer(name, bn, &[x])
+    }
+
+    pub fn max_pool(
+        &mut self,
+        name: impl Into<String>,
+        x: NodeId,
+        options: Pool2dOptions,
+    ) -> Result<NodeId> {
+        self.add_layer(name, MaxPool2d(options), &[x])
+    }
+
+    pub fn avg_pool(
+        &mut self,
+        name: impl Into<String>,
+        x: NodeId,
+        options: Pool2dOptions,
+    ) -> Result<NodeId> {
+        self.add_layer(name, AvgPool2d(options), &[x])
+    }
+
+    pub fn adaptive_avg_pool(
+        &mut self,
+        name: impl Into<String>,
+        x: NodeId,
+        output_size: (usize, usize),
+    ) -> Result<NodeId> {
+        self.add_layer(name, AdaptiveAvgPool2d(output_size), &[x])
+    }
+
+    /// `[C, H, W]` to `[C]` by averaging each channel.
+    pub fn global_avg_pool(&mut self, name: impl Into<String>, x: NodeId) -> Result<NodeId> {
+        self.add_layer(name, GlobalAvgPool2d, &[x])
+    }
+
+    pub fn local_response_norm(
+        &mut self,
+        name: impl Into<String>,
+        x: NodeId,
+        options: LrnOptions,
+    ) -> Result<NodeId> {
+        self.add_layer(name, LocalResponseNorm(options), &[x])
+    }
+
     pub fn relu(&mut self, name: impl Into<String>, x: NodeId) -> Result<NodeId> {
         self.add_layer(name, ReLU, &[x])
     }
@@ -144,6 +206,21 @@ impl GraphBuilder {
     /// Finishes the graph with `output` as its result; parameters are named
     /// `<node name>.<local name>`.
     pub fn build(self, output: NodeId) -> Result<Graph> {
+        self.build_with_aux(output, &[])
+    }
+
+    /// Finishes a graph that also has auxiliary classifier outputs (trained with a weighted extra
+    /// loss, skipped at inference).
+    pub fn build_with_aux(self, output: NodeId, aux_outputs: &[NodeId]) -> Result<Graph> {
+        if let Some(bad) = std::iter::once(&output)
+            .chain(aux_outputs)
+            .find(|o| o.0 >= self.nodes.len())
+        {
+            return Err(Error::Graph {
+                node: self.name,
+                message: format!("output node {} does not exist", bad.0),
+            });
+        }
         if output.0 >= self.nodes.len() {
             return Err(Error::Graph {
                 node: self.name,
@@ -167,6 +244,7 @@ impl GraphBuilder {
             name: self.name,
             nodes,
             output,
+            aux_outputs: aux_outputs.to_vec(),
             params,
         })
     }

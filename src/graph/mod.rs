@@ -68,6 +68,8 @@ pub struct Graph {
     name: String,
     nodes: Vec<Node>,
     output: NodeId,
+    /// Auxiliary classifier outputs (GoogLeNet, Inception-v3), computed only on a tape.
+    aux_outputs: Vec<NodeId>,
     /// Full names (`layer1.0.conv1.weight`), shapes and inits of every tensor, in node order.
     params: Vec<NamedParam>,
 }
@@ -96,6 +98,11 @@ impl Graph {
     /// Per-sample output shape.
     pub fn output_shape(&self) -> &[usize] {
         &self.nodes[self.output.0].shape
+    }
+
+    /// Auxiliary outputs (deep supervision heads used in training), if any.
+    pub fn aux_outputs(&self) -> &[NodeId] {
+        &self.aux_outputs
     }
 
     /// Every parameter and buffer, named as in PyTorch's `state_dict()`.

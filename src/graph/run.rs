@@ -11,6 +11,8 @@ use crate::{Rng, Tape, Tensor, Var};
 pub struct TapeOutput {
     /// The graph's output (logits, for a classifier).
     pub output: Var,
+    /// Auxiliary outputs, in the order of [`Graph::aux_outputs`].
+    pub aux: Vec<Var>,
     /// One variable per entry of [`Graph::param_specs`]; gradients of trainable ones are what an
     /// optimiser needs.
     pub params: Vec<Var>,
@@ -58,12 +60,28 @@ impl Graph {
         }
     }
 
-    /// For each node, the index of the last node that reads it (to free values early).
-    fn last_uses(&self) -> Vec<usize> {
+    /// Which nodes the main output depends on (auxiliary heads are not among them).
+    fn needed_for_output(&self) -> Vec<bool> {
+        let mut needed = vec![false; self.nodes.len()];
+        needed[self.output.0] = true;
+        for i in (0..self.nodes.len()).rev() {
+            if needed[i] {
+                for input in &self.nodes[i].inputs {
+                    needed[input.0] = true;
+                }
+            }
+        }
+        needed
+    }
+
+    /// For each node, the index of the last needed node that reads it (to free values early).
+    fn last_uses(&self, needed: &[bool]) -> Vec<usize> {
         let mut last = vec![0; self.nodes.len()];
         for (i, node) in self.nodes.iter().enumerate() {
-            for input in &node.inputs {
-                last[input.0] = i;
+            if needed[i] {
+                for input in &node.inputs {
+                    last[input.0] = i;
+                }
             }
         }
         last[self.output.0] = usize::MAX;
@@ -75,10 +93,14 @@ impl Graph {
     pub fn forward(&self, store: &ParamStore, input: &Tensor) -> Result<Tensor> {
         self.check_input(input.shape())?;
         self.check_store(store)?;
-        let last_use = self.last_uses();
+        let needed = self.needed_for_output();
+        let last_use = self.last_uses(&needed);
         let mut values: Vec<Option<Tensor>> = vec![None; self.nodes.len()];
         values[0] = Some(input.clone());
         for (i, node) in self.nodes.iter().enumerate().skip(1) {
+            if !needed[i] {
+                continue;
+            }
             let layer = node.layer.as_ref().expect("only the input has no layer");
             let inputs: Vec<&Tensor> = node
                 .inputs
@@ -153,6 +175,7 @@ impl Graph {
         }
         Ok(TapeOutput {
             output: outputs[self.output.0],
+            aux: self.aux_outputs.iter().map(|id| outputs[id.0]).collect(),
             params,
             buffer_updates,
             nodes: outputs,
