@@ -30,11 +30,13 @@ pub mod data;
 mod error;
 pub mod functional;
 pub mod graph;
+pub mod io;
 pub mod models;
 pub mod nn;
 pub mod optim;
 mod rng;
 mod tensor;
+pub mod train;
 
 pub use autograd::{Gradients, Tape, Var};
 pub use error::{Error, Result};

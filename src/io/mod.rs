@@ -1,0 +1,5 @@
+//! Files: safetensors in and out, with PyTorch's parameter names, written atomically.
+
+mod safetensors;
+
+pub use self::safetensors::{read_safetensors, write_safetensors, NamedTensors};

@@ -1,0 +1,241 @@
+//! Reading and writing safetensors files.
+//!
+//! Reading validates the whole file before use (the `safetensors` crate checks that the header
+//! is well formed and that every tensor's offsets lie inside the data the file actually holds,
+//! so a header that claims more than the file has is an error, never a large allocation) and
+//! converts F16, BF16, F64 and integer tensors to f32. Writing goes to a temporary file in the
+//! same directory, which is flushed to disk and then renamed over the target: a crash leaves
+//! either the old file or the new one, never half of one.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::error::{Error, Result};
+use crate::Tensor;
+
+/// Tensors by name, in file order, with the file's string metadata.
+#[derive(Clone, Debug, Default)]
+pub struct NamedTensors {
+    pub tensors: Vec<(String, Tensor)>,
+    pub metadata: HashMap<String, String>,
+}
+
+impl NamedTensors {
+    /// The tensor of this name.
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
+    }
+
+    /// Removes and returns the tensor of this name.
+    pub fn take(&mut self, name: &str) -> Option<Tensor> {
+        let i = self.tensors.iter().position(|(n, _)| n == name)?;
+        Some(self.tensors.remove(i).1)
+    }
+}
+
+fn format_error(path: &Path, message: impl Into<String>) -> Error {
+    Error::Format {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// IEEE half precision to f32, exactly.
+fn f16_to_f32(bits: u16) -> f32 {
+    let sign = ((bits >> 15) as u32) << 31;
+    let exponent = ((bits >> 10) & 0x1f) as u32;
+    let mantissa = (bits & 0x3ff) as u32;
+    let value = match (exponent, mantissa) {
+        (0, 0) => sign,
+        (0, m) => {
+            // Subnormal: normalise it.
+            let shift = m.leading_zeros() - 21;
+            let m = (m << shift) & 0x3ff;
+            sign | ((113 - shift) << 23) | (m << 13)
+        }
+        (0x1f, m) => sign | 0x7f80_0000 | (m << 13),
+        (e, m) => sign | ((e + 112) << 23) | (m << 13),
+    };
+    f32::from_bits(value)
+}
+
+fn to_f32(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
+    let bytes = view.data();
+    let convert = |size: usize, f: &dyn Fn(&[u8]) -> f32| -> Vec<f32> {
+        bytes.chunks_exact(size).map(f).collect()
+    };
+    Ok(match view.dtype() {
+        Dtype::F32 => convert(4, &|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        Dtype::F64 => convert(8, &|b| {
+            f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32
+        }),
+        Dtype::F16 => convert(2, &|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
+        Dtype::BF16 => convert(2, &|b| {
+            f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)
+        }),
+        Dtype::I64 => convert(8, &|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as f32),
+        Dtype::I32 => convert(4, &|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32),
+        Dtype::U8 => convert(1, &|b| b[0] as f32),
+        other => {
+            return Err(format_error(
+                path,
+                format!("tensor '{name}' has dtype {other:?}; convgrad reads F32, F16, BF16, F64, I64, I32 and U8"),
+            ))
+        }
+    })
+}
+
+/// Reads every tensor of a safetensors file as f32.
+pub fn read_safetensors(path: impl AsRef<Path>) -> Result<NamedTensors> {
+    let path = path.as_ref();
+    let bytes = fs::read(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let (_, metadata) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| format_error(path, format!("not a valid safetensors file: {e}")))?;
+    let file = SafeTensors::deserialize(&bytes)
+        .map_err(|e| format_error(path, format!("not a valid safetensors file: {e}")))?;
+    let mut names: Vec<(usize, String)> = metadata
+        .tensors()
+        .into_iter()
+        .map(|(name, info)| (info.data_offsets.0, name))
+        .collect();
+    names.sort();
+    let mut tensors = Vec::with_capacity(names.len());
+    for (_, name) in names {
+        let view = file
+            .tensor(&name)
+            .map_err(|e| format_error(path, format!("tensor '{name}': {e}")))?;
+        let data = to_f32(path, &name, &view)?;
+        tensors.push((name, Tensor::from_vec(data, view.shape())?));
+    }
+    Ok(NamedTensors {
+        tensors,
+        metadata: metadata.metadata().clone().unwrap_or_default(),
+    })
+}
+
+fn io_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes f32 tensors and string metadata to `path`, atomically: the bytes go to a temporary file
+/// beside it, are flushed to disk, and the file is renamed over `path`.
+pub fn write_safetensors(
+    path: impl AsRef<Path>,
+    tensors: &[(String, &Tensor)],
+    metadata: &HashMap<String, String>,
+) -> Result<()> {
+    let path = path.as_ref();
+    let bytes_of: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, t)| t.data().iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes_of)
+        .map(|((name, t), bytes)| {
+            TensorView::new(Dtype::F32, t.shape().to_vec(), bytes)
+                .map(|view| (name.clone(), view))
+                .map_err(|e| format_error(path, format!("tensor '{name}': {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let info = (!metadata.is_empty()).then(|| metadata.clone());
+    let bytes = safetensors::serialize(views, info)
+        .map_err(|e| format_error(path, format!("cannot serialise: {e}")))?;
+
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| format_error(path, "not a file path"))?
+        .to_string_lossy();
+    let temporary: PathBuf =
+        path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut file = File::create(&temporary).map_err(io_error(&temporary))?;
+        file.write_all(&bytes).map_err(io_error(&temporary))?;
+        file.sync_all().map_err(io_error(&temporary))?;
+        drop(file);
+        fs::rename(&temporary, path).map_err(io_error(path))?;
+        // Make the rename itself durable.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Ok(dir) = File::open(dir) {
+                let _ = dir.sync_all();
+            }
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temporary);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_path(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("convgrad-st-{}-{name}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        dir.join("t.safetensors")
+    }
+
+    #[test]
+    fn round_trip_keeps_names_shapes_values_and_metadata() {
+        let path = temp_path("round");
+        let a = Tensor::from_vec(vec![1.5, -2.0, 3.25, 0.0, 7.0, 8.0], &[2, 3]).unwrap();
+        let b = Tensor::scalar(4.0);
+        let meta = HashMap::from([("epoch".to_string(), "3".to_string())]);
+        write_safetensors(
+            &path,
+            &[("conv.weight".into(), &a), ("step".into(), &b)],
+            &meta,
+        )
+        .unwrap();
+        let read = read_safetensors(&path).unwrap();
+        assert_eq!(read.get("conv.weight"), Some(&a));
+        assert_eq!(read.get("step").unwrap().item().unwrap(), 4.0);
+        assert_eq!(read.metadata.get("epoch").map(String::as_str), Some("3"));
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn half_precision_converts_exactly() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24)); // smallest subnormal
+        assert_eq!(f16_to_f32(0x03ff), 1023.0 * 2f32.powi(-24));
+        assert!(f16_to_f32(0x7c00).is_infinite());
+        assert!(f16_to_f32(0x7e00).is_nan());
+    }
+
+    #[test]
+    fn truncated_and_lying_files_are_errors() {
+        let path = temp_path("bad");
+        let a = Tensor::ones(&[16, 16]);
+        write_safetensors(&path, &[("a".into(), &a)], &HashMap::new()).unwrap();
+        let bytes = fs::read(&path).unwrap();
+        fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
+        let err = read_safetensors(&path).unwrap_err().to_string();
+        assert!(err.contains("not a valid safetensors file"), "{err}");
+        // A header that claims an enormous length.
+        let mut lying = (u64::MAX / 2).to_le_bytes().to_vec();
+        lying.extend_from_slice(b"{}");
+        fs::write(&path, &lying).unwrap();
+        assert!(read_safetensors(&path).is_err());
+        fs::write(&path, b"abc").unwrap();
+        assert!(read_safetensors(&path).is_err());
+        let err = read_safetensors(path.with_file_name("missing.safetensors")).unwrap_err();
+        assert!(matches!(err, Error::Io { .. }));
+        fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+}
