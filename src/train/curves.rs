@@ -29,11 +29,14 @@ fn ticks(low: f64, high: f64) -> (f64, f64, f64) {
     )
 }
 
+/// A named, coloured line of `(epoch, value)` points.
+type Series<'a> = (&'a str, &'a str, Vec<(f64, f64)>);
+
 struct Panel<'a> {
     left: f64,
     title: &'a str,
     y_label: &'a str,
-    series: [(&'a str, &'a str, Vec<(f64, f64)>); 2],
+    series: [Series<'a>; 2],
     percent: bool,
 }
 
