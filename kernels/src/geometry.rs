@@ -201,6 +201,12 @@ pub struct Pool2dGeometry {
 }
 
 /// Output extent of a pooling window along one axis, PyTorch's rule (including `ceil_mode`).
+///
+/// `(size + 2 * padding - span + (ceil_mode ? stride - 1 : 0)) / stride + 1`, rounded toward
+/// minus infinity, where `span = dilation * (kernel - 1) + 1`. In `ceil_mode` a last window may
+/// hang past the end of the (padded) input, even one smaller than the window (PyTorch pools a
+/// 2 x 2 map to 1 x 1 with a 3 x 3, stride-2, ceil-mode window), but it must start inside the
+/// input or the left padding.
 pub fn pool_out_size(
     size: usize,
     kernel: usize,
@@ -210,21 +216,21 @@ pub fn pool_out_size(
     ceil_mode: bool,
 ) -> Option<usize> {
     let span = dilation * (kernel.checked_sub(1)?) + 1;
-    let padded = size + 2 * padding;
-    if stride == 0 || padded < span {
+    if stride == 0 || size == 0 {
         return None;
     }
-    let room = padded - span;
-    let mut out = if ceil_mode {
-        room.div_ceil(stride) + 1
-    } else {
-        room / stride + 1
-    };
+    let room = (size + 2 * padding) as i64 - span as i64;
+    let numerator = room + if ceil_mode { stride as i64 - 1 } else { 0 };
+    let out = numerator.div_euclid(stride as i64) + 1;
+    if out < 1 {
+        return None;
+    }
+    let mut out = out as usize;
     // The last window must start inside the input or the left padding.
     if ceil_mode && (out - 1) * stride >= size + padding {
         out -= 1;
     }
-    Some(out)
+    (out > 0).then_some(out)
 }
 
 impl Pool2dGeometry {
@@ -318,6 +324,10 @@ mod tests {
         assert_eq!(pool_out_size(112, 3, 2, 0, 1, false), Some(55));
         // ceil_mode never starts a window in the right padding: 5, k2 s2 p1 -> 3.
         assert_eq!(pool_out_size(5, 2, 2, 1, 1, true), Some(3));
+        // ceil_mode lets a window hang past a map smaller than itself, as PyTorch does.
+        assert_eq!(pool_out_size(2, 3, 2, 0, 1, true), Some(1));
+        assert_eq!(pool_out_size(2, 3, 2, 0, 1, false), None);
+        assert_eq!(pool_out_size(1, 3, 1, 0, 1, true), None);
         assert_eq!(conv_out_size(2, 5, 1, 0, 1), None);
         assert_eq!(conv_out_size(5, 3, 1, 0, 2), Some(1));
     }
