@@ -26,6 +26,8 @@ pub enum Error {
     Shape { op: String, message: String },
     /// An argument outside what the op accepts (an axis out of range, a class index too large...).
     InvalidArgument { op: String, message: String },
+    /// A graph node that does not fit its inputs, named with the shapes involved.
+    Graph { node: String, message: String },
     /// Misuse of the tape: a `Var` from another tape, backward from a non-scalar, ...
     Tape { message: String },
     /// A file could not be read or written.
@@ -65,6 +67,7 @@ impl fmt::Display for Error {
             Error::Shape { op, message } | Error::InvalidArgument { op, message } => {
                 write!(f, "{op}: {message}")
             }
+            Error::Graph { node, message } => write!(f, "node '{node}': {message}"),
             Error::Tape { message } => write!(f, "tape: {message}"),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Format { path, message } => write!(f, "{}: {message}", path.display()),

@@ -26,8 +26,13 @@
 //! ```
 
 pub mod autograd;
+pub mod data;
 mod error;
 pub mod functional;
+pub mod graph;
+pub mod models;
+pub mod nn;
+pub mod optim;
 mod rng;
 mod tensor;
 

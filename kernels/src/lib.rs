@@ -11,6 +11,8 @@
 pub mod conv;
 mod error;
 pub mod geometry;
+pub mod norm;
+pub mod pool;
 pub mod simd;
 
 pub use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};

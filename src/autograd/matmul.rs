@@ -111,7 +111,85 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     Ok(Tensor::from_parts(out, &[lhs.rows, rhs.cols]))
 }
 
+/// A fully connected layer: `x W^T + b` for `x` `[N, in]`, `weight` `[out, in]` (PyTorch's
+/// layout) and an optional `bias` `[out]`.
+pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let (n, out) = linear_shapes(x, weight, bias)?;
+    let mut y = vec![0.0; n * out];
+    if let Some(b) = bias {
+        for row in y.chunks_exact_mut(out) {
+            row.copy_from_slice(b.data());
+        }
+    }
+    let w_t = MatRef {
+        data: weight.data(),
+        rows: out,
+        cols: x.shape()[1],
+        transposed: true,
+    };
+    let beta = if bias.is_some() { 1.0 } else { 0.0 };
+    gemm(as_matrix(x), w_t, beta, &mut y);
+    Ok(Tensor::from_parts(y, &[n, out]))
+}
+
+fn linear_shapes(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<(usize, usize)> {
+    let ok = match (x.shape(), weight.shape()) {
+        (&[_, inner], &[out, w_inner]) => {
+            inner == w_inner && bias.is_none_or(|b| b.shape() == [out])
+        }
+        _ => false,
+    };
+    if !ok {
+        return Err(Error::shape(
+            "linear",
+            format!(
+                "input {}, weight {}{}: expected input [N, in], weight [out, in], bias [out]",
+                fmt_shape(x.shape()),
+                fmt_shape(weight.shape()),
+                bias.map_or(String::new(), |b| format!(
+                    ", bias {}",
+                    fmt_shape(b.shape())
+                ))
+            ),
+        ));
+    }
+    Ok((x.shape()[0], weight.shape()[0]))
+}
+
 impl Tape {
+    /// A fully connected layer, `x W^T + b`, with `weight` `[out, in]` as PyTorch stores it.
+    pub fn linear(&mut self, x: Var, weight: Var, bias: Option<Var>) -> Result<Var> {
+        let (x_value, w_value) = (self.get(x)?, self.get(weight)?);
+        let b_value = bias.map(|b| self.get(b)).transpose()?;
+        let y = linear(&x_value, &w_value, b_value.as_ref())?;
+        let inputs: Vec<Var> = [x, weight].into_iter().chain(bias).collect();
+        let has_bias = bias.is_some();
+        Ok(self.record("linear", &inputs, y, move |g, sink| {
+            let (n, inner, out) = (x_value.shape()[0], x_value.shape()[1], w_value.shape()[0]);
+            let g_mat = as_matrix(g);
+            if sink.wants(0) {
+                // dx = g W
+                let mut dx = vec![0.0; n * inner];
+                gemm(g_mat, as_matrix(&w_value), 0.0, &mut dx);
+                sink.accumulate(0, Tensor::from_parts(dx, &[n, inner]));
+            }
+            if sink.wants(1) {
+                // dW = g^T x
+                let mut dw = vec![0.0; out * inner];
+                let g_t = MatRef {
+                    transposed: true,
+                    ..g_mat
+                };
+                gemm(g_t, as_matrix(&x_value), 0.0, &mut dw);
+                sink.accumulate(1, Tensor::from_parts(dw, &[out, inner]));
+            }
+            if has_bias && sink.wants(2) {
+                // The sink sums the [N, out] gradient down to the bias's [out].
+                sink.accumulate(2, g.clone());
+            }
+        }))
+    }
+
     /// Matrix product of `[m, k]` and `[k, n]`.
     pub fn matmul(&mut self, a: Var, b: Var) -> Result<Var> {
         let (a_value, b_value) = (self.get(a)?, self.get(b)?);
@@ -164,6 +242,18 @@ mod tests {
     }
 
     #[test]
+    fn linear_is_x_times_w_transposed_plus_b() {
+        let x = Tensor::from_vec(vec![1.0, 2.0], &[1, 2]).unwrap();
+        let w = Tensor::from_vec(vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0], &[3, 2]).unwrap();
+        let b = Tensor::from_vec(vec![0.5, 0.5, 0.5], &[3]).unwrap();
+        assert_eq!(linear(&x, &w, Some(&b)).unwrap().data(), &[1.5, 2.5, 3.5]);
+        assert_eq!(
+            linear(&x, &Tensor::zeros(&[3, 4]), None).unwrap_err().to_string(),
+            "linear: input [1, 2], weight [3, 4]: expected input [N, in], weight [out, in], bias [out]"
+        );
+    }
+
+    #[test]
     fn shape_errors_name_both_operands() {
         let a = Tensor::zeros(&[32, 400]);
         let b = Tensor::zeros(&[120, 84]);
@@ -190,6 +280,18 @@ mod tests {
             let a = Tensor::uniform(&[m, k], -2.0, 2.0, &mut rng);
             let b = Tensor::uniform(&[k, n], -2.0, 2.0, &mut rng);
             let r = check_gradients(&[a, b], |tape, v| tape.matmul(v[0], v[1]));
+            prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+        }
+
+        #[test]
+        fn linear_gradients(
+            x in tensor_in(vec![3, 4], -2.0, 2.0),
+            w in tensor_in(vec![2, 4], -1.0, 1.0),
+            b in tensor_in(vec![2], -1.0, 1.0),
+        ) {
+            let r = check_gradients(&[x.clone(), w.clone(), b], |tape, v| tape.linear(v[0], v[1], Some(v[2])));
+            prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+            let r = check_gradients(&[x, w], |tape, v| tape.linear(v[0], v[1], None));
             prop_assert!(r.is_ok(), "{}", r.unwrap_err());
         }
 

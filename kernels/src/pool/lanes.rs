@@ -1,0 +1,65 @@
+//! Eight-lane `f32x8` loads and stores on slices, shared by the pooling and normalisation kernels.
+//!
+//! All of them are safe: a full load or store panics if fewer than eight elements remain, the
+//! partial ones touch only what is there (zero-filling the missing lanes on load).
+
+use wide::f32x8;
+
+/// Lanes in one vector.
+pub(crate) const LANES: usize = 8;
+
+/// The first eight elements of `values` as one vector.
+#[inline(always)]
+pub(crate) fn load(values: &[f32]) -> f32x8 {
+    let lanes: [f32; LANES] = values[..LANES].try_into().expect("eight lanes");
+    f32x8::new(lanes)
+}
+
+/// Up to eight leading elements of `values`; lanes past the end are zero.
+#[inline(always)]
+pub(crate) fn load_partial(values: &[f32]) -> f32x8 {
+    if values.len() >= LANES {
+        load(values)
+    } else {
+        f32x8::from(values)
+    }
+}
+
+/// Writes the eight lanes of `vector` to the start of `out`.
+#[inline(always)]
+pub(crate) fn store(vector: f32x8, out: &mut [f32]) {
+    out[..LANES].copy_from_slice(vector.as_array());
+}
+
+/// Writes as many leading lanes of `vector` as `out` has room for (at most eight).
+#[inline(always)]
+pub(crate) fn store_partial(vector: f32x8, out: &mut [f32]) {
+    let count = out.len().min(LANES);
+    out[..count].copy_from_slice(&vector.as_array()[..count]);
+}
+
+/// Sum of all elements, eight lanes at a time with four independent accumulators; the final
+/// reduction is done in `f64` so that callers accumulating many of these lose nothing further.
+#[inline]
+pub(crate) fn sum(values: &[f32]) -> f64 {
+    let mut accumulators = [f32x8::ZERO; 4];
+    let mut blocks = values.chunks_exact(4 * LANES);
+    for block in &mut blocks {
+        for (lane_block, acc) in accumulators.iter_mut().enumerate() {
+            *acc += load(&block[lane_block * LANES..]);
+        }
+    }
+    let rest = blocks.remainder();
+    let mut tail = f32x8::ZERO;
+    for chunk in rest.chunks(LANES) {
+        tail += load_partial(chunk);
+    }
+    let total = (accumulators[0] + accumulators[1]) + (accumulators[2] + accumulators[3]) + tail;
+    total.as_array().iter().map(|&x| f64::from(x)).sum()
+}
+
+/// How many planes of `plane_len` elements one rayon task should take so that a task is worth
+/// its scheduling cost (about 16 K elements), but never zero.
+pub(crate) fn planes_per_task(plane_len: usize) -> usize {
+    (16 * 1024 / plane_len.max(1)).max(1)
+}

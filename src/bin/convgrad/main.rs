@@ -1,0 +1,49 @@
+//! The `convgrad` command line: explore the zoo, compare convolutions, train and run models.
+
+mod compare;
+mod zoo;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "convgrad",
+    version,
+    about = "Classic CNNs on a from-scratch autograd engine and SIMD kernels"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the architectures of the zoo with their year and parameter count.
+    Models,
+    /// Print a model's layers: output shapes, parameters and multiply-adds.
+    Summary(zoo::ModelArgs),
+    /// Write a model's graph in Graphviz DOT (render with `dot -Tsvg`).
+    Dot(zoo::ModelArgs),
+    /// Compare a standard convolution with a depthwise-separable one: parameters,
+    /// multiply-adds and measured time.
+    CompareConv(compare::CompareArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Models => zoo::models(),
+        Command::Summary(args) => zoo::summary(&args),
+        Command::Dot(args) => zoo::dot(&args),
+        Command::CompareConv(args) => compare::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

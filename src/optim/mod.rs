@@ -1,0 +1,1 @@
+//! Optimisers with PyTorch's semantics, and learning-rate schedules.
