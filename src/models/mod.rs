@@ -10,7 +10,16 @@
 //! # Ok::<(), convgrad::Error>(())
 //! ```
 
+mod alexnet;
+mod densenet;
+mod googlenet;
+mod inception_v3;
 mod lenet;
+mod mobilenet_v1;
+mod mobilenet_v2;
+mod resnet;
+mod vgg;
+mod xception;
 
 use crate::error::{Error, Result};
 use crate::graph::Graph;
@@ -101,6 +110,29 @@ macro_rules! zoo {
 
 zoo! {
     "lenet5", "LeNet", 1998, "LeCun et al., Gradient-based learning applied to document recognition", [1, 28, 28], 28, lenet::lenet5;
+    "alexnet", "AlexNet", 2012, "Krizhevsky, Sutskever and Hinton, ImageNet Classification with Deep Convolutional Neural Networks", [3, 224, 224], 63, alexnet::alexnet;
+    "vgg11", "VGG", 2014, "Simonyan and Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition", [3, 224, 224], 32, vgg::vgg11;
+    "vgg13", "VGG", 2014, "Simonyan and Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition", [3, 224, 224], 32, vgg::vgg13;
+    "vgg16", "VGG", 2014, "Simonyan and Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition", [3, 224, 224], 32, vgg::vgg16;
+    "vgg19", "VGG", 2014, "Simonyan and Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition", [3, 224, 224], 32, vgg::vgg19;
+    "vgg11_bn", "VGG", 2014, "Simonyan and Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition", [3, 224, 224], 32, vgg::vgg11_bn;
+    "vgg13_bn", "VGG", 2014, "Simonyan and Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition", [3, 224, 224], 32, vgg::vgg13_bn;
+    "vgg16_bn", "VGG", 2014, "Simonyan and Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition", [3, 224, 224], 32, vgg::vgg16_bn;
+    "vgg19_bn", "VGG", 2014, "Simonyan and Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition", [3, 224, 224], 32, vgg::vgg19_bn;
+    "googlenet", "GoogLeNet", 2014, "Szegedy et al., Going Deeper with Convolutions", [3, 224, 224], 31, googlenet::googlenet;
+    "inception_v3", "Inception", 2015, "Szegedy et al., Rethinking the Inception Architecture for Computer Vision", [3, 299, 299], 75, inception_v3::inception_v3;
+    "resnet18", "ResNet", 2015, "He et al., Deep Residual Learning for Image Recognition", [3, 224, 224], 1, resnet::resnet18;
+    "resnet34", "ResNet", 2015, "He et al., Deep Residual Learning for Image Recognition", [3, 224, 224], 1, resnet::resnet34;
+    "resnet50", "ResNet", 2015, "He et al., Deep Residual Learning for Image Recognition", [3, 224, 224], 1, resnet::resnet50;
+    "resnet101", "ResNet", 2015, "He et al., Deep Residual Learning for Image Recognition", [3, 224, 224], 1, resnet::resnet101;
+    "resnet152", "ResNet", 2015, "He et al., Deep Residual Learning for Image Recognition", [3, 224, 224], 1, resnet::resnet152;
+    "densenet121", "DenseNet", 2016, "Huang et al., Densely Connected Convolutional Networks (CVPR 2017)", [3, 224, 224], 29, densenet::densenet121;
+    "densenet161", "DenseNet", 2016, "Huang et al., Densely Connected Convolutional Networks (CVPR 2017)", [3, 224, 224], 29, densenet::densenet161;
+    "densenet169", "DenseNet", 2016, "Huang et al., Densely Connected Convolutional Networks (CVPR 2017)", [3, 224, 224], 29, densenet::densenet169;
+    "densenet201", "DenseNet", 2016, "Huang et al., Densely Connected Convolutional Networks (CVPR 2017)", [3, 224, 224], 29, densenet::densenet201;
+    "xception", "Xception", 2016, "Chollet, Xception: Deep Learning with Depthwise Separable Convolutions (CVPR 2017)", [3, 299, 299], 7, xception::xception;
+    "mobilenet_v1", "MobileNet", 2017, "Howard et al., MobileNets: Efficient Convolutional Neural Networks for Mobile Vision Applications", [3, 224, 224], 1, mobilenet_v1::mobilenet_v1;
+    "mobilenet_v2", "MobileNet", 2018, "Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks (CVPR 2018)", [3, 224, 224], 1, mobilenet_v2::mobilenet_v2;
 }
 
 /// The model of this name.

@@ -1,0 +1,147 @@
+//! The depthwise kernels against the scalar reference: random geometries (proptest) and the
+//! layer shapes of DESIGN.md at a reduced batch.
+
+use super::{backward_data, backward_weight, forward};
+use crate::conv::reference;
+use crate::Conv2dGeometry;
+use proptest::prelude::*;
+
+/// SplitMix64: a tiny seeded generator so test data needs no extra crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next_f32(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        // Uniform in [-1, 1).
+        (z >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    fn vec(&mut self, len: usize) -> Vec<f32> {
+        (0..len).map(|_| self.next_f32()).collect()
+    }
+}
+
+fn assert_close(what: &str, g: &Conv2dGeometry, fast: &[f32], expected: &[f32]) {
+    let scale = expected.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    let worst = fast
+        .iter()
+        .zip(expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst <= 1e-4 * scale,
+        "{what}: max error {worst} (scale {scale}) for {g:?}"
+    );
+}
+
+/// Runs all three passes, fast and reference, on random data and compares them.
+fn check_all(g: &Conv2dGeometry, seed: u64, with_bias: bool) {
+    let mut rng = Rng(seed);
+    let input = rng.vec(g.input_len());
+    let weight = rng.vec(g.weight_len());
+    let bias = rng.vec(g.out_channels);
+    let bias = with_bias.then_some(bias.as_slice());
+    let grad_output = rng.vec(g.output_len());
+
+    // Outputs start as garbage: every kernel must overwrite, not accumulate.
+    let mut fast = vec![f32::NAN; g.output_len()];
+    let mut expected = vec![0.0; g.output_len()];
+    forward(g, &input, &weight, bias, &mut fast);
+    reference::conv2d_forward(g, &input, &weight, bias, &mut expected);
+    assert_close("forward", g, &fast, &expected);
+
+    let mut fast = vec![f32::NAN; g.input_len()];
+    let mut expected = vec![0.0; g.input_len()];
+    backward_data(g, &grad_output, &weight, &mut fast);
+    reference::conv2d_backward_data(g, &grad_output, &weight, &mut expected);
+    assert_close("backward_data", g, &fast, &expected);
+
+    let mut fast = vec![f32::NAN; g.weight_len()];
+    let mut expected = vec![0.0; g.weight_len()];
+    let mut fast_bias = vec![f32::NAN; g.out_channels];
+    let mut expected_bias = vec![0.0; g.out_channels];
+    backward_weight(g, &input, &grad_output, &mut fast, Some(&mut fast_bias));
+    reference::conv2d_backward_weight(
+        g,
+        &input,
+        &grad_output,
+        &mut expected,
+        Some(&mut expected_bias),
+    );
+    assert_close("backward_weight", g, &fast, &expected);
+    assert_close("backward_bias", g, &fast_bias, &expected_bias);
+    // Without a bias gradient the weight gradient must not change.
+    let mut again = vec![f32::NAN; g.weight_len()];
+    backward_weight(g, &input, &grad_output, &mut again, None);
+    assert_eq!(again, fast);
+}
+
+fn depthwise(batch: usize, channels: usize, size: usize, kernel: usize) -> Conv2dGeometry {
+    Conv2dGeometry::new(batch, channels, channels, (size, size), (kernel, kernel))
+        .with_groups(channels)
+        .with_padding((kernel / 2, kernel / 2))
+}
+
+#[test]
+fn design_shapes_at_batch_two() {
+    check_all(&depthwise(2, 128, 32, 3), 1, true);
+    check_all(&depthwise(2, 256, 16, 3), 2, true);
+    check_all(&depthwise(2, 512, 8, 3), 3, false);
+    check_all(&depthwise(2, 128, 32, 3).with_stride((2, 2)), 4, true);
+}
+
+#[test]
+fn other_layer_shapes() {
+    // MobileNet-v2 / Xception-like: 5x5, a 7x7 on a plane smaller than the kernel, odd widths.
+    check_all(&depthwise(2, 24, 28, 5), 5, true);
+    check_all(&depthwise(1, 16, 7, 7).with_stride((2, 2)), 6, true);
+    check_all(&depthwise(3, 10, 13, 3).with_dilation((2, 2)), 7, false);
+    // Asymmetric kernel, stride and padding, multiplier 2.
+    let g = Conv2dGeometry::new(2, 6, 12, (11, 19), (1, 7))
+        .with_groups(6)
+        .with_padding((0, 3))
+        .with_stride((1, 2));
+    check_all(&g, 8, true);
+    // A 1x1 image with padding larger than the kernel.
+    let g = Conv2dGeometry::new(2, 3, 9, (1, 1), (3, 2))
+        .with_groups(3)
+        .with_padding((3, 2))
+        .with_stride((2, 3));
+    check_all(&g, 9, true);
+}
+
+prop_compose! {
+    fn geometries()(
+        batch in 1usize..=3,
+        in_channels in 2usize..=5,
+        multiplier in 1usize..=3,
+        kernel in (1usize..=5, 1usize..=5),
+        stride in (1usize..=3, 1usize..=3),
+        dilation in (1usize..=2, 1usize..=2),
+        extra_pad in (0usize..=1, 0usize..=1),
+        pad_fraction in (0.0f64..1.0, 0.0f64..1.0),
+        size in (1usize..=21, 1usize..=21),
+    ) -> Conv2dGeometry {
+        // Padding from 0 up to the kernel size (one more than the largest usual choice).
+        let pad_h = (pad_fraction.0 * kernel.0 as f64) as usize + extra_pad.0;
+        let pad_w = (pad_fraction.1 * kernel.1 as f64) as usize + extra_pad.1;
+        Conv2dGeometry::new(batch, in_channels, in_channels * multiplier, size, kernel)
+            .with_groups(in_channels)
+            .with_stride(stride)
+            .with_padding((pad_h, pad_w))
+            .with_dilation(dilation)
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn matches_reference(g in geometries(), seed in any::<u64>(), with_bias in any::<bool>()) {
+        prop_assume!(g.validate().is_ok());
+        check_all(&g, seed, with_bias);
+    }
+}

@@ -1,0 +1,295 @@
+//! Pointwise (1 x 1) convolution: a GEMM on the NCHW tensor as it is.
+//!
+//! With a 1 x 1 kernel, one group and no padding, image `n` is a `[C_in, H*W]` matrix and
+//! `out[n] = W[C_out, C_in] x in[n][C_in, H*W]`, with no im2col. The three passes are
+//! GEMMs through `matrixmultiply::sgemm`, whose row/column strides make every transpose free:
+//!
+//! | pass | per image |
+//! |---|---|
+//! | forward | `Y = W X` (C starts as the bias, `beta = 1`; without bias `beta = 0`) |
+//! | backward-data | `dX = W^T dY` |
+//! | backward-weight | `dW += dY X^T`, summed over the batch; `db = row sums of dY` |
+//!
+//! Images with fewer than 256 output pixels are processed in groups, one GEMM per group on
+//! copies of their pixels (see `grouped`): the weight is then packed once per group, not per
+//! image.
+//!
+//! A stride above 1 picks every `stride`-th pixel: the input is first gathered into a contiguous
+//! `[C_in, H_out*W_out]` scratch matrix (forward, backward-weight), and backward-data computes
+//! into such a matrix and scatters it back, zeros elsewhere.
+//!
+//! Threading: see `Threading`. Images are independent GEMMs: small ones are spread over rayon
+//! threads, large ones run one after another on `matrixmultiply`'s own threads, never both.
+//! Preconditions for every function: the geometry is valid and every slice has the length the
+//! geometry implies (the dispatcher in `conv/mod.rs` checks both).
+
+mod gemm;
+mod grouped;
+#[cfg(test)]
+mod tests;
+
+use crate::Conv2dGeometry;
+use gemm::{gemm, Matrix};
+use rayon::prelude::*;
+
+/// Sizes of the per-image matrices.
+#[derive(Clone, Copy, Debug)]
+struct Dims {
+    in_channels: usize,
+    out_channels: usize,
+    /// Input pixels per image (`H * W`).
+    in_pixels: usize,
+    /// Output pixels per image (`H_out * W_out`), the GEMM's `n`.
+    pixels: usize,
+    strided: bool,
+}
+
+impl Dims {
+    fn new(g: &Conv2dGeometry) -> Self {
+        Dims {
+            in_channels: g.in_channels,
+            out_channels: g.out_channels,
+            in_pixels: g.in_height * g.in_width,
+            pixels: g.out_height() * g.out_width(),
+            strided: g.stride != (1, 1),
+        }
+    }
+}
+
+/// `out[n] = W x in[n] + bias`.
+pub fn forward(
+    g: &Conv2dGeometry,
+    input: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    output: &mut [f32],
+) {
+    let d = Dims::new(g);
+    let images = grouped::images_per_gemm(g);
+    if images > 1 {
+        return grouped::forward(g, &d, images, (input, weight, bias), output);
+    }
+    let w = Matrix::row_major(weight, d.out_channels, d.in_channels);
+    let per_image = |n: usize, out: &mut [f32], scratch: &mut Vec<f32>| {
+        let image = &input[n * d.in_channels * d.in_pixels..][..d.in_channels * d.in_pixels];
+        let x = if d.strided {
+            gather_strided(g, image, scratch);
+            &scratch[..]
+        } else {
+            image
+        };
+        let beta = match bias {
+            Some(bias) => {
+                for (row, &b) in out.chunks_exact_mut(d.pixels).zip(bias) {
+                    row.fill(b);
+                }
+                1.0
+            }
+            None => 0.0,
+        };
+        gemm(w, Matrix::row_major(x, d.in_channels, d.pixels), beta, out);
+    };
+    let threading = Threading::for_gemm(g.batch, (d.out_channels, d.in_channels, d.pixels));
+    for_each_image(threading, output, d.out_channels * d.pixels, per_image);
+}
+
+/// `grad_in[n] = W^T x grad_out[n]`, scattered back to the strided pixels when `stride > 1`.
+pub fn backward_data(
+    g: &Conv2dGeometry,
+    grad_output: &[f32],
+    weight: &[f32],
+    grad_input: &mut [f32],
+) {
+    let d = Dims::new(g);
+    let images = grouped::images_per_gemm(g);
+    if images > 1 {
+        return grouped::backward_data(g, &d, images, (grad_output, weight), grad_input);
+    }
+    let w_t = Matrix::row_major(weight, d.out_channels, d.in_channels).transposed();
+    let per_image = |n: usize, grad_in: &mut [f32], scratch: &mut Vec<f32>| {
+        let dy = &grad_output[n * d.out_channels * d.pixels..][..d.out_channels * d.pixels];
+        let dy = Matrix::row_major(dy, d.out_channels, d.pixels);
+        if d.strided {
+            scratch.resize(d.in_channels * d.pixels, 0.0);
+            gemm(w_t, dy, 0.0, scratch);
+            scatter_strided(g, scratch, grad_in);
+        } else {
+            gemm(w_t, dy, 0.0, grad_in);
+        }
+    };
+    let threading = Threading::for_gemm(g.batch, (d.in_channels, d.out_channels, d.pixels));
+    for_each_image(
+        threading,
+        grad_input,
+        d.in_channels * d.in_pixels,
+        per_image,
+    );
+}
+
+/// `grad_weight = sum over n of grad_out[n] x in[n]^T`, `grad_bias` the per-channel sums.
+pub fn backward_weight(
+    g: &Conv2dGeometry,
+    input: &[f32],
+    grad_output: &[f32],
+    grad_weight: &mut [f32],
+    grad_bias: Option<&mut [f32]>,
+) {
+    let d = Dims::new(g);
+    // Accumulates images `images` into `gw` (overwriting it first).
+    let accumulate = |images: std::ops::Range<usize>, gw: &mut [f32]| {
+        let mut scratch = Vec::new();
+        for (i, n) in images.enumerate() {
+            let dy = &grad_output[n * d.out_channels * d.pixels..][..d.out_channels * d.pixels];
+            let image = &input[n * d.in_channels * d.in_pixels..][..d.in_channels * d.in_pixels];
+            let x = if d.strided {
+                gather_strided(g, image, &mut scratch);
+                &scratch[..]
+            } else {
+                image
+            };
+            let x_t = Matrix::row_major(x, d.in_channels, d.pixels).transposed();
+            let beta = if i == 0 { 0.0 } else { 1.0 };
+            gemm(
+                Matrix::row_major(dy, d.out_channels, d.pixels),
+                x_t,
+                beta,
+                gw,
+            );
+        }
+    };
+    let images = grouped::images_per_gemm(g);
+    match Threading::for_gemm(g.batch, (d.out_channels, d.pixels, d.in_channels)) {
+        _ if images > 1 => {
+            grouped::backward_weight(g, &d, images, (input, grad_output), grad_weight);
+        }
+        Threading::Batch(parts) => {
+            // Each part accumulates its share of the batch; the partial sums are added once.
+            let len = grad_weight.len();
+            let mut partials = vec![0.0f32; (parts - 1) * len];
+            let ranges = batch_ranges(g.batch, parts);
+            let (first, rest) = ranges.split_first().expect("at least one part");
+            rayon::join(
+                || accumulate(first.clone(), grad_weight),
+                || {
+                    partials
+                        .par_chunks_mut(len)
+                        .zip(rest.par_iter())
+                        .for_each(|(gw, range)| accumulate(range.clone(), gw))
+                },
+            );
+            for partial in partials.chunks_exact(len) {
+                for (gw, p) in grad_weight.iter_mut().zip(partial) {
+                    *gw += p;
+                }
+            }
+        }
+        Threading::Gemm => accumulate(0..g.batch, grad_weight),
+    }
+    if let Some(grad_bias) = grad_bias {
+        grad_bias.fill(0.0);
+        for image in grad_output.chunks_exact(d.out_channels * d.pixels) {
+            for (gb, row) in grad_bias.iter_mut().zip(image.chunks_exact(d.pixels)) {
+                *gb += sum(row);
+            }
+        }
+    }
+}
+
+/// How the work of one pass is spread over the cores.
+///
+/// `matrixmultiply` (with its "threading" feature) threads a GEMM itself, through its own pool,
+/// once `m*k + k*n >= 2 * 16384`; calling it from several rayon threads then puts both pools on
+/// the same two cores. So each pass picks one level: images on rayon threads when the per-image
+/// GEMM is too small for `matrixmultiply` to thread (it then runs single-threaded inside), and
+/// one image after another with `matrixmultiply`'s threads otherwise (all the DESIGN.md layers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Threading {
+    /// Split the batch into this many parts run on rayon threads.
+    Batch(usize),
+    /// One image after another, each GEMM using matrixmultiply's threads.
+    Gemm,
+}
+
+impl Threading {
+    /// The threading for a pass whose per-image GEMM is `[m, k] x [k, n]`.
+    fn for_gemm(batch: usize, (m, k, n): (usize, usize, usize)) -> Self {
+        /// `matrixmultiply`'s threshold: below two of these, it uses one thread.
+        const MATRIXMULTIPLY_WORK_PER_THREAD: usize = 1 << 14;
+        let threads = rayon::current_num_threads();
+        let gemm_is_threaded = m * k + k * n >= 2 * MATRIXMULTIPLY_WORK_PER_THREAD;
+        if threads > 1 && batch > 1 && !gemm_is_threaded {
+            Threading::Batch(threads.min(batch))
+        } else {
+            Threading::Gemm
+        }
+    }
+}
+
+/// Splits `0..batch` into `parts` contiguous, near-equal ranges.
+fn batch_ranges(batch: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
+    (0..parts)
+        .map(|p| (p * batch / parts)..((p + 1) * batch / parts))
+        .collect()
+}
+
+/// Runs `per_image(n, output_image, scratch)` for every image, threaded as [`Threading`] says.
+fn for_each_image<F>(threading: Threading, output: &mut [f32], image_len: usize, per_image: F)
+where
+    F: Fn(usize, &mut [f32], &mut Vec<f32>) + Sync,
+{
+    match threading {
+        Threading::Batch(_) => output
+            .par_chunks_mut(image_len)
+            .enumerate()
+            .for_each_init(Vec::new, |scratch, (n, out)| per_image(n, out, scratch)),
+        Threading::Gemm => {
+            let mut scratch = Vec::new();
+            for (n, out) in output.chunks_exact_mut(image_len).enumerate() {
+                per_image(n, out, &mut scratch);
+            }
+        }
+    }
+}
+
+/// Copies the pixels a strided 1 x 1 kernel reads, `[C_in, H_out * W_out]`, into `scratch`.
+fn gather_strided(g: &Conv2dGeometry, image: &[f32], scratch: &mut Vec<f32>) {
+    let (out_height, out_width) = (g.out_height(), g.out_width());
+    let (stride_h, stride_w) = g.stride;
+    scratch.clear();
+    for plane in image.chunks_exact(g.in_height * g.in_width) {
+        for oy in 0..out_height {
+            let row = &plane[oy * stride_h * g.in_width..][..g.in_width];
+            scratch.extend(row.iter().step_by(stride_w).take(out_width));
+        }
+    }
+}
+
+/// The inverse of [`gather_strided`]: writes `[C_in, H_out * W_out]` back to the strided pixels
+/// of `image` and zeros everywhere else.
+fn scatter_strided(g: &Conv2dGeometry, gathered: &[f32], image: &mut [f32]) {
+    let (out_height, out_width) = (g.out_height(), g.out_width());
+    let (stride_h, stride_w) = g.stride;
+    image.fill(0.0);
+    let planes = image.chunks_exact_mut(g.in_height * g.in_width);
+    for (plane, values) in planes.zip(gathered.chunks_exact(out_height * out_width)) {
+        for (oy, values) in values.chunks_exact(out_width).enumerate() {
+            let row = &mut plane[oy * stride_h * g.in_width..][..g.in_width];
+            for (dst, &v) in row.iter_mut().step_by(stride_w).zip(values) {
+                *dst = v;
+            }
+        }
+    }
+}
+
+/// Sum with 8 independent partial sums (vectorisable; also more accurate than one chain).
+fn sum(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = values.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for chunk in chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane += v;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
