@@ -49,12 +49,11 @@
 //! 128 channels, fc 1024 with ReLU, dropout 0.7 and fc to the classes: 3,188,968 and 3,191,016
 //! parameters.
 //!
-//! The smallest input is 31 x 31: the last max pool (2 x 2) needs a 2 x 2 map, the one before
-//! (3 x 3, stride 2, rounding up) a 4 x 4 map, the one before an 8 x 8 map, the first a 16 x 16
-//! map, which the stride-2 `conv1` makes from 31 x 31. (PyTorch lets a rounded-up window hang
-//! over the edge of a map smaller than itself, so torchvision quotes 15 x 15; this library's
-//! pooling asks every window to fit the padded input.) Smaller maps reaching the adaptive pools
-//! are upsampled.
+//! The smallest input is 15 x 15, as torchvision says. The max pools round up (`ceil_mode`), and
+//! a rounded-up window may hang over the edge of a map smaller than itself, as in PyTorch: the
+//! last 2 x 2 pool turns a 1 x 1 map into a 1 x 1 map. What fails first is `maxpool3`, whose
+//! 3 x 3 window must start inside a map of at least 2 x 2 (from 15 x 15; a 14 x 14 input leaves
+//! it 1 x 1). Smaller maps reaching the adaptive pools are upsampled.
 
 use super::ModelConfig;
 use crate::autograd::Pool2dOptions;
@@ -180,11 +179,11 @@ mod tests {
     use crate::{Rng, Tape, Tensor};
 
     #[test]
-    fn the_smallest_input_is_31() {
+    fn the_smallest_input_is_15() {
         let config = ModelConfig::new(10);
-        assert!(googlenet(&config, [3, 31, 31]).is_ok());
-        let err = googlenet(&config, [3, 30, 30]).unwrap_err().to_string();
-        assert!(err.contains("maxpool4"), "{err}");
+        assert!(googlenet(&config, [3, 15, 15]).is_ok());
+        let err = googlenet(&config, [3, 14, 14]).unwrap_err().to_string();
+        assert!(err.contains("maxpool3"), "{err}");
     }
 
     #[test]

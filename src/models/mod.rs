@@ -119,7 +119,7 @@ zoo! {
     "vgg13_bn", "VGG", 2014, "Simonyan and Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition", [3, 224, 224], 32, vgg::vgg13_bn;
     "vgg16_bn", "VGG", 2014, "Simonyan and Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition", [3, 224, 224], 32, vgg::vgg16_bn;
     "vgg19_bn", "VGG", 2014, "Simonyan and Zisserman, Very Deep Convolutional Networks for Large-Scale Image Recognition", [3, 224, 224], 32, vgg::vgg19_bn;
-    "googlenet", "GoogLeNet", 2014, "Szegedy et al., Going Deeper with Convolutions", [3, 224, 224], 31, googlenet::googlenet;
+    "googlenet", "GoogLeNet", 2014, "Szegedy et al., Going Deeper with Convolutions", [3, 224, 224], 15, googlenet::googlenet;
     "inception_v3", "Inception", 2015, "Szegedy et al., Rethinking the Inception Architecture for Computer Vision", [3, 299, 299], 75, inception_v3::inception_v3;
     "resnet18", "ResNet", 2015, "He et al., Deep Residual Learning for Image Recognition", [3, 224, 224], 1, resnet::resnet18;
     "resnet34", "ResNet", 2015, "He et al., Deep Residual Learning for Image Recognition", [3, 224, 224], 1, resnet::resnet34;
