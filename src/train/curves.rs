@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::EpochMetrics;
 
-const WIDTH: f64 = 900.0;
+const WIDTH: f64 = 1000.0;
 const HEIGHT: f64 = 360.0;
 const PANEL_WIDTH: f64 = 400.0;
 const PANEL_HEIGHT: f64 = 260.0;
@@ -138,7 +138,13 @@ impl Panel<'_> {
                     y(*v)
                 );
             }
-            let legend_y = TOP + 14.0 + 16.0 * k as f64;
+            // Loss falls and accuracy rises: put the legend where the lines are not.
+            let legend_top = if self.percent {
+                TOP + PANEL_HEIGHT - 36.0
+            } else {
+                TOP + 14.0
+            };
+            let legend_y = legend_top + 16.0 * k as f64;
             let legend_x = self.left + PANEL_WIDTH - 80.0;
             let _ = writeln!(
                 out,
@@ -168,7 +174,7 @@ pub fn curves_svg(title: &str, rows: &[EpochMetrics]) -> String {
         percent: false,
     };
     let accuracy = Panel {
-        left: 70.0 + PANEL_WIDTH + 70.0,
+        left: 70.0 + PANEL_WIDTH + 100.0,
         title: "Accuracy",
         y_label: "accuracy",
         series: [

@@ -32,7 +32,9 @@ pub fn to_csv(rows: &[EpochMetrics]) -> String {
     for m in rows {
         let _ = writeln!(
             out,
-            "{},{:.6},{:.6},{:.6},{:.6},{:.3},{:.8},{:.1}",
+            // Losses, accuracies and the learning rate in the shortest form that reads back to
+            // the same f64, so a resumed run's history equals the uninterrupted one's.
+            "{},{},{},{},{},{:.3},{},{:.1}",
             m.epoch,
             m.train_loss,
             m.train_acc,

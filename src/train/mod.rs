@@ -1,9 +1,14 @@
-//! Training: metrics, curves and checkpoints (the loop itself lives in `trainer`).
+//! Training: the loop (`trainer`), metrics, curves and checkpoints.
 
 mod checkpoint;
 mod curves;
 mod metrics;
+mod trainer;
 
 pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint};
 pub use curves::curves_svg;
 pub use metrics::{from_csv, to_csv, EpochMetrics};
+pub use trainer::{
+    correct_predictions, evaluate, model_for, train, DatasetKind, Observer, OptimizerKind, Quiet,
+    StepProgress, TrainConfig, TrainReport,
+};

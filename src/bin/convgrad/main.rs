@@ -1,6 +1,7 @@
 //! The `convgrad` command line: explore the zoo, compare convolutions, train and run models.
 
 mod compare;
+mod train;
 mod zoo;
 
 use std::process::ExitCode;
@@ -29,6 +30,10 @@ enum Command {
     /// Compare a standard convolution with a depthwise-separable one: parameters,
     /// multiply-adds and measured time.
     CompareConv(compare::CompareArgs),
+    /// Train a model of the zoo on Fashion-MNIST, MNIST, CIFAR-10 or an image folder.
+    Train(train::TrainArgs),
+    /// Test accuracy and confusion matrix of a trained checkpoint.
+    Eval(train::EvalArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +43,8 @@ fn main() -> ExitCode {
         Command::Summary(args) => zoo::summary(&args),
         Command::Dot(args) => zoo::dot(&args),
         Command::CompareConv(args) => compare::run(&args),
+        Command::Train(args) => train::run_train(&args),
+        Command::Eval(args) => train::run_eval(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
