@@ -6,7 +6,7 @@ use crate::autograd::{LrnOptions, Pool2dOptions};
 use crate::error::{fmt_shape, Error, Result};
 use crate::nn::{
     AdaptiveAvgPool2d, Add, AvgPool2d, BatchNorm2d, Concat, Conv2d, Dropout, Flatten,
-    GlobalAvgPool2d, Layer, Linear, LocalResponseNorm, MaxPool2d, ReLU, ReLU6,
+    GlobalAvgPool2d, Layer, Linear, LocalResponseNorm, MaxPool2d, ReLU, ReLU6, SeparableConv2d,
 };
 
 /// Builds a [`Graph`] one node at a time. Every method checks the new node against its inputs'
@@ -105,6 +105,18 @@ impl GraphBuilder {
             in_channels: self.channels(x),
             ..conv
         };
+        self.add_layer(name, conv, &[x])
+    }
+
+    /// A depthwise-separable convolution (depthwise then pointwise) as one node; its input
+    /// channels are taken from `x`.
+    pub fn separable_conv(
+        &mut self,
+        name: impl Into<String>,
+        x: NodeId,
+        conv: SeparableConv2d,
+    ) -> Result<NodeId> {
+        let conv = conv.with_in_channels(self.channels(x));
         self.add_layer(name, conv, &[x])
     }
 

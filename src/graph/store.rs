@@ -64,13 +64,15 @@ impl ParamStore {
             ));
         }
         if !problems.is_empty() {
+            const SHOWN: usize = 25;
+            let count = problems.len();
+            if count > SHOWN {
+                problems.truncate(SHOWN);
+                problems.push(format!("... and {} more", count - SHOWN));
+            }
             return Err(Error::InvalidArgument {
                 op: format!("load weights into {}", graph.name()),
-                message: format!(
-                    "{} problem(s):\n  {}",
-                    problems.len(),
-                    problems.join("\n  ")
-                ),
+                message: format!("{count} problem(s):\n  {}", problems.join("\n  ")),
             });
         }
         let specs = graph.param_specs();

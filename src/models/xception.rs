@@ -34,7 +34,7 @@ use super::ModelConfig;
 use crate::autograd::Pool2dOptions;
 use crate::error::Result;
 use crate::graph::{Graph, GraphBuilder, NodeId};
-use crate::nn::Conv2d;
+use crate::nn::{Conv2d, SeparableConv2d};
 
 /// Middle-flow modules, each three separable convs wide at 728 channels.
 const MIDDLE_FLOW_BLOCKS: usize = 8;
@@ -78,7 +78,7 @@ pub fn xception(config: &ModelConfig, input: [usize; 3]) -> Result<Graph> {
     b.build(x)
 }
 
-/// A 3x3 depthwise conv (`<name>.conv1`, padding 1) then a 1x1 pointwise conv
+/// A [`SeparableConv2d`]: 3x3 depthwise (`<name>.conv1`, padding 1) then 1x1 pointwise
 /// (`<name>.pointwise`) to `out_channels`; no bias, no non-linearity in between.
 fn separable_conv(
     b: &mut GraphBuilder,
@@ -86,11 +86,7 @@ fn separable_conv(
     x: NodeId,
     out_channels: usize,
 ) -> Result<NodeId> {
-    let channels = b.channels(x);
-    let depthwise = Conv2d::depthwise(channels, 3).padding(1).bias(false);
-    let x = b.conv(format!("{name}.conv1"), x, depthwise)?;
-    let pointwise = Conv2d::pointwise(channels, out_channels).bias(false);
-    b.conv(format!("{name}.pointwise"), x, pointwise)
+    b.separable_conv(name, x, SeparableConv2d::new(0, out_channels, 3).padding(1))
 }
 
 /// One module of timm's legacy `Block`, as its constructor takes it.

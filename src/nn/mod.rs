@@ -15,12 +15,14 @@ mod conv;
 mod linear;
 mod norm;
 mod pool;
+mod separable;
 
 pub use activation::{Add, Concat, Dropout, Flatten, ReLU, ReLU6};
 pub use conv::Conv2d;
 pub use linear::Linear;
 pub use norm::{BatchNorm2d, LocalResponseNorm};
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, GlobalAvgPool2d, MaxPool2d};
+pub use separable::SeparableConv2d;
 
 use std::fmt::Debug;
 

@@ -277,7 +277,12 @@ fn confusion_matrix(names: &[String], labels: &[usize], predictions: &[usize]) -
     for (&t, &p) in labels.iter().zip(predictions) {
         counts[t][p] += 1;
     }
-    let width = names.iter().map(|n| n.len()).max().unwrap_or(5).max(5);
+    let labels: Vec<String> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("{i} {n}"))
+        .collect();
+    let width = labels.iter().map(|n| n.len()).max().unwrap_or(5);
     let mut out = format!(
         "\nconfusion matrix (rows: true class, columns: predicted)\n{:>width$} ",
         ""
@@ -287,13 +292,7 @@ fn confusion_matrix(names: &[String], labels: &[usize], predictions: &[usize]) -
     }
     out += "   recall\n";
     for (i, row) in counts.iter().enumerate() {
-        out += &format!(
-            "{:>width$} ",
-            format!("{i} {}", names[i])
-                .chars()
-                .take(width)
-                .collect::<String>()
-        );
+        out += &format!("{:<width$} ", labels[i]);
         for c in row {
             out += &format!("{c:>6}");
         }
