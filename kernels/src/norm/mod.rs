@@ -8,7 +8,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`reference`] | scalar loops in `f64`: the definitions and the test oracle |
+//! | [`reference`](mod@reference) | scalar loops in `f64`: the definitions and the test oracle |
 //! | `batch` | statistics per channel (rayon over channels, `f32x8` sums reduced in `f64`, two passes), then the per-element work per plane (rayon over planes, `f32x8`) |
 //! | `lrn` | rayon over images, `f32x8` over eight pixels, all channels of those pixels at once |
 

@@ -7,7 +7,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`reference`] | scalar loops, one output at a time: the definitions and the test oracle |
+//! | [`reference`](mod@reference) | scalar loops, one output at a time: the definitions and the test oracle |
 //! | `max`, `avg` | rayon over planes, `f32x8` over eight outputs of a row, on a padded, stride-phase-split copy of each plane (`padded`) |
 //! | `adaptive` | adaptive pooling (dispatching to the global or the uniform-window path when it can) and global pooling |
 //!

@@ -135,7 +135,7 @@ pub(crate) fn avg_window(
     (start, end.max(start), divisor)
 }
 
-/// `output[n, c, oy, ox] = sum of the window / divisor` (see [`avg_window`]); a window with
+/// `output[n, c, oy, ox] = sum of the window / divisor` (see `avg_window`); a window with
 /// no real element gives 0. Dilation must be 1 (PyTorch's `AvgPool2d` has none).
 pub fn avg_pool2d_forward(
     g: &Pool2dGeometry,

@@ -3,7 +3,7 @@
 //!
 //! # One micro-kernel for all three passes
 //!
-//! Every pass is written as the same small outer-product loop, [`tile`]: `P` lanes (pixels, or
+//! Every pass is written as the same small outer-product loop, `tile`: `P` lanes (pixels, or
 //! kernel taps) each read one `f32` at `source[lane_base[p] + offset[t]]`, broadcast it, and
 //! multiply-add it into `V` vectors of 8 channels packed at `weights[t]`, for `t` over a table of
 //! offsets. The `P x V` accumulators stay in registers: 6 x 2 = 12 for a 16-channel block with
@@ -19,7 +19,7 @@
 //!   `stride_h x stride_w` phases (`iy mod stride_h`, `ix mod stride_w`): within a phase only some
 //!   taps contribute and the gather is a stride-1 convolution, so every input-gradient element is
 //!   written exactly once and no zeros are inserted. Groups of at most 4 input channels (an RGB
-//!   stem) would leave vectors mostly empty, so they use [`pixel_tile`] instead: 8 consecutive
+//!   stem) would leave vectors mostly empty, so they use `pixel_tile` instead: 8 consecutive
 //!   pixels per vector, one broadcast weight per channel.
 //! * **backward-weight** ([`backward_weight`]): lanes are 6 kernel taps, offsets run over the
 //!   output pixels, and the "weights" are the output gradient transposed to
@@ -28,7 +28,7 @@
 //!
 //! Padding is materialised in a padded copy of the input or output gradient, so the inner loop
 //! has no border tests; the copy is small next to the arithmetic, and its buffer is reused by the
-//! next call on the same thread ([`PaddedPlanes`]).
+//! next call on the same thread (`PaddedPlanes`).
 //!
 //! # Threads
 //! rayon, over (image, channel-block range) for forward and backward-data (whole images when the
