@@ -14,6 +14,8 @@ pub mod geometry;
 pub mod norm;
 pub mod pool;
 pub mod simd;
+#[cfg(test)]
+mod test_support;
 
 pub use conv::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward};
 pub use error::KernelError;

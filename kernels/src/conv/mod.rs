@@ -13,6 +13,8 @@ pub mod depthwise;
 pub mod direct;
 pub mod pointwise;
 pub mod reference;
+#[cfg(test)]
+mod test_support;
 
 use crate::error::check_len;
 use crate::{Conv2dGeometry, ConvKind, KernelError};

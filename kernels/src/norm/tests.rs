@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::pool::test_support::{assert_close, gradient_error, TestRng, GRADIENT_TOLERANCE};
+use crate::test_support::{assert_close, gradient_error, TestRng, GRADIENT_TOLERANCE};
 
 fn shapes() -> impl Strategy<Value = NchwShape> {
     (1usize..4, 1usize..6, 1usize..6, 1usize..10)

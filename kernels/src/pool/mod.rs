@@ -22,8 +22,6 @@ mod max;
 mod padded;
 pub mod reference;
 #[cfg(test)]
-pub(crate) mod test_support;
-#[cfg(test)]
 mod tests;
 
 pub use adaptive::AdaptivePool2dGeometry;

@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 
-use super::test_support::{assert_close, gradient_error, TestRng, GRADIENT_TOLERANCE};
 use super::*;
+use crate::test_support::{assert_close, gradient_error, TestRng, GRADIENT_TOLERANCE};
 
 fn pool(
     (batch, channels): (usize, usize),

@@ -2,81 +2,18 @@
 //! layer shapes of DESIGN.md at a reduced batch.
 
 use super::{backward_data, backward_weight, forward};
-use crate::conv::reference;
+use crate::conv::test_support::{check_passes, Family};
 use crate::Conv2dGeometry;
 use proptest::prelude::*;
 
-/// SplitMix64: a tiny seeded generator so test data needs no extra crate.
-struct Rng(u64);
+const FAMILY: Family = Family {
+    forward,
+    backward_data,
+    backward_weight,
+};
 
-impl Rng {
-    fn next_f32(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        // Uniform in [-1, 1).
-        (z >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    fn vec(&mut self, len: usize) -> Vec<f32> {
-        (0..len).map(|_| self.next_f32()).collect()
-    }
-}
-
-fn assert_close(what: &str, g: &Conv2dGeometry, fast: &[f32], expected: &[f32]) {
-    let scale = expected.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    let worst = fast
-        .iter()
-        .zip(expected)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert!(
-        worst <= 1e-4 * scale,
-        "{what}: max error {worst} (scale {scale}) for {g:?}"
-    );
-}
-
-/// Runs all three passes, fast and reference, on random data and compares them.
 fn check_all(g: &Conv2dGeometry, seed: u64, with_bias: bool) {
-    let mut rng = Rng(seed);
-    let input = rng.vec(g.input_len());
-    let weight = rng.vec(g.weight_len());
-    let bias = rng.vec(g.out_channels);
-    let bias = with_bias.then_some(bias.as_slice());
-    let grad_output = rng.vec(g.output_len());
-
-    // Outputs start as garbage: every kernel must overwrite, not accumulate.
-    let mut fast = vec![f32::NAN; g.output_len()];
-    let mut expected = vec![0.0; g.output_len()];
-    forward(g, &input, &weight, bias, &mut fast);
-    reference::conv2d_forward(g, &input, &weight, bias, &mut expected);
-    assert_close("forward", g, &fast, &expected);
-
-    let mut fast = vec![f32::NAN; g.input_len()];
-    let mut expected = vec![0.0; g.input_len()];
-    backward_data(g, &grad_output, &weight, &mut fast);
-    reference::conv2d_backward_data(g, &grad_output, &weight, &mut expected);
-    assert_close("backward_data", g, &fast, &expected);
-
-    let mut fast = vec![f32::NAN; g.weight_len()];
-    let mut expected = vec![0.0; g.weight_len()];
-    let mut fast_bias = vec![f32::NAN; g.out_channels];
-    let mut expected_bias = vec![0.0; g.out_channels];
-    backward_weight(g, &input, &grad_output, &mut fast, Some(&mut fast_bias));
-    reference::conv2d_backward_weight(
-        g,
-        &input,
-        &grad_output,
-        &mut expected,
-        Some(&mut expected_bias),
-    );
-    assert_close("backward_weight", g, &fast, &expected);
-    assert_close("backward_bias", g, &fast_bias, &expected_bias);
-    // Without a bias gradient the weight gradient must not change.
-    let mut again = vec![f32::NAN; g.weight_len()];
-    backward_weight(g, &input, &grad_output, &mut again, None);
-    assert_eq!(again, fast);
+    check_passes(&FAMILY, g, seed, with_bias);
 }
 
 fn depthwise(batch: usize, channels: usize, size: usize, kernel: usize) -> Conv2dGeometry {

@@ -2,87 +2,18 @@
 //! layer shapes at a reduced batch.
 
 use super::{backward_data, backward_weight, forward};
-use crate::conv::reference;
+use crate::conv::test_support::{check_passes, Family};
 use crate::Conv2dGeometry;
 use proptest::prelude::*;
 
-/// A small xorshift generator, so the tests need no `rand`.
-struct Rng(u64);
+const FAMILY: Family = Family {
+    forward,
+    backward_data,
+    backward_weight,
+};
 
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    /// Uniform in [-1, 1).
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn fill(&mut self, len: usize) -> Vec<f32> {
-        (0..len).map(|_| self.next()).collect()
-    }
-}
-
-/// Fails unless `max |fast - reference| <= 1e-4 * max(1, max |reference|)`.
-fn assert_close(what: &str, g: &Conv2dGeometry, fast: &[f32], reference: &[f32]) {
-    assert_eq!(fast.len(), reference.len());
-    let scale = reference.iter().fold(1.0f32, |m, x| m.max(x.abs()));
-    let (worst, at) = fast
-        .iter()
-        .zip(reference)
-        .enumerate()
-        .map(|(i, (a, b))| ((a - b).abs(), i))
-        .fold((0.0f32, 0), |m, x| if x.0 > m.0 { x } else { m });
-    assert!(
-        worst <= 1e-4 * scale,
-        "{what} differs by {worst} at {at} (scale {scale}) for {g:?}: fast {} reference {}",
-        fast[at],
-        reference[at]
-    );
-}
-
-/// Runs all three passes of the direct kernel and the reference and compares them. Outputs start
-/// as garbage, so a pass that does not overwrite everything fails.
 fn check_all_passes(g: &Conv2dGeometry, seed: u64, with_bias: bool) {
-    let mut rng = Rng::new(seed);
-    let input = rng.fill(g.input_len());
-    let weight = rng.fill(g.weight_len());
-    let bias = rng.fill(g.out_channels);
-    let bias = with_bias.then_some(&bias[..]);
-    let grad_output = rng.fill(g.output_len());
-
-    let mut expected = vec![0.0; g.output_len()];
-    let mut got = vec![f32::NAN; g.output_len()];
-    reference::conv2d_forward(g, &input, &weight, bias, &mut expected);
-    forward(g, &input, &weight, bias, &mut got);
-    assert_close("forward", g, &got, &expected);
-
-    let mut expected = vec![0.0; g.input_len()];
-    let mut got = vec![f32::NAN; g.input_len()];
-    reference::conv2d_backward_data(g, &grad_output, &weight, &mut expected);
-    backward_data(g, &grad_output, &weight, &mut got);
-    assert_close("backward_data", g, &got, &expected);
-
-    let mut expected = vec![0.0; g.weight_len()];
-    let mut expected_bias = vec![0.0; g.out_channels];
-    let mut got = vec![f32::NAN; g.weight_len()];
-    let mut got_bias = vec![f32::NAN; g.out_channels];
-    reference::conv2d_backward_weight(
-        g,
-        &input,
-        &grad_output,
-        &mut expected,
-        Some(&mut expected_bias),
-    );
-    backward_weight(g, &input, &grad_output, &mut got, Some(&mut got_bias));
-    assert_close("backward_weight", g, &got, &expected);
-    assert_close("backward_bias", g, &got_bias, &expected_bias);
-    // Without a bias gradient the weight gradient is the same.
-    let mut again = vec![f32::NAN; g.weight_len()];
-    backward_weight(g, &input, &grad_output, &mut again, None);
-    assert_eq!(got, again);
+    check_passes(&FAMILY, g, seed, with_bias);
 }
 
 /// Random direct geometries: groups, asymmetric kernels, stride up to 3 (also past the kernel),

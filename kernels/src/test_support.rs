@@ -1,4 +1,4 @@
-//! Test helpers shared by the pooling and normalisation tests: a seeded RNG, a closeness check
+//! Test helpers shared by the kernel tests: a seeded RNG, a closeness check
 //! against the scalar reference, and a finite-difference gradient check.
 
 /// SplitMix64: a tiny seeded generator, good enough for test data.
