@@ -6,11 +6,18 @@ use super::reference;
 use crate::test_support::{assert_close, TestRng};
 use crate::Conv2dGeometry;
 
+/// `forward(g, input, weight, bias, output)`.
+type Forward = fn(&Conv2dGeometry, &[f32], &[f32], Option<&[f32]>, &mut [f32]);
+/// `backward_data(g, grad_output, weight, grad_input)`.
+type BackwardData = fn(&Conv2dGeometry, &[f32], &[f32], &mut [f32]);
+/// `backward_weight(g, input, grad_output, grad_weight, grad_bias)`.
+type BackwardWeight = fn(&Conv2dGeometry, &[f32], &[f32], &mut [f32], Option<&mut [f32]>);
+
 /// The three passes of a kernel family, as its module exposes them.
 pub(crate) struct Family {
-    pub forward: fn(&Conv2dGeometry, &[f32], &[f32], Option<&[f32]>, &mut [f32]),
-    pub backward_data: fn(&Conv2dGeometry, &[f32], &[f32], &mut [f32]),
-    pub backward_weight: fn(&Conv2dGeometry, &[f32], &[f32], &mut [f32], Option<&mut [f32]>),
+    pub forward: Forward,
+    pub backward_data: BackwardData,
+    pub backward_weight: BackwardWeight,
 }
 
 /// Runs forward, backward-data and backward-weight (with and without the bias gradient) of
