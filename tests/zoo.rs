@@ -206,3 +206,49 @@ fn wrong_inputs_are_reported_with_node_names_and_shapes() {
         "{err}"
     );
 }
+
+/// A training step on a tape for every model up to 30M parameters (the VGGs and AlexNet are left
+/// out only for the time their 60-140M parameters take to initialise): batch statistics, a
+/// backward pass, and a finite gradient of the right shape for every trainable parameter.
+#[test]
+fn every_model_up_to_30m_parameters_takes_a_training_step() {
+    for info in MODELS {
+        let size = info.min_size.max(32);
+        let graph = info
+            .build(&ModelConfig::new(5).input([3, size, size]))
+            .unwrap_or_else(|e| panic!("{}: {e}", info.name));
+        if graph.parameter_count() > 30_000_000 {
+            continue;
+        }
+        let mut rng = Rng::seed(9);
+        let store = ParamStore::init(&graph, &mut rng);
+        let mut tape = Tape::new();
+        let input = tape.input(Tensor::randn(&[2, 3, size, size], &mut rng));
+        let out = graph
+            .forward_tape(&mut tape, &store, input, Mode::Train, &mut rng, true)
+            .unwrap_or_else(|e| panic!("{}: {e}", info.name));
+        assert_eq!(tape.shape(out.output).unwrap(), &[2, 5], "{}", info.name);
+        let loss = tape.cross_entropy(out.output, &[0, 4]).unwrap();
+        let grads = tape.backward(loss).unwrap();
+        for ((spec, var), kind) in graph
+            .param_specs()
+            .iter()
+            .zip(&out.params)
+            .zip(store.kinds())
+        {
+            if *kind == ParamKind::Buffer {
+                continue;
+            }
+            let g = grads
+                .get(*var)
+                .unwrap_or_else(|| panic!("{}: no gradient for {}", info.name, spec.name));
+            assert_eq!(g.shape(), spec.spec.shape.as_slice(), "{}", spec.name);
+            assert!(
+                g.all_finite(),
+                "{}: {} has a non-finite gradient",
+                info.name,
+                spec.name
+            );
+        }
+    }
+}
