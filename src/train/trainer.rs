@@ -337,6 +337,10 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
             "epochs and batch size must be at least 1",
         ));
     }
+    // Cheap checks first, so a typo does not wait for the dataset to load.
+    models::info(&config.model)?;
+    let schedule = Schedule::parse(&config.schedule, config.lr, config.epochs)?;
+    let mut optimizer = config.make_optimizer()?;
     let (train_set, test_set) = config.dataset.load(config.data_dir.as_deref())?;
     let graph = model_for(&config.model, &train_set)?;
     let normalize = config.dataset.normalize(&train_set)?;
@@ -346,9 +350,6 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
         .augment(config.dataset.augment());
     let test_loader =
         Loader::new(Arc::new(test_set), config.batch_size.max(256))?.normalize(normalize)?;
-    let schedule = Schedule::parse(&config.schedule, config.lr, config.epochs)?;
-    let mut optimizer = config.make_optimizer()?;
-
     fs::create_dir_all(&config.out_dir).map_err(|source| Error::Io {
         path: config.out_dir.clone(),
         source,
