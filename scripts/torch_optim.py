@@ -1,7 +1,7 @@
 """Prints the PyTorch values that convgrad's optimiser and schedule tests compare against.
 
 Run with a PyTorch install (never needed by the build or the tests):
-    /root/torchvenv/bin/python scripts/torch_optim.py [--exact]
+    python3 scripts/torch_optim.py [--exact]
 The Rust tests in src/optim/{sgd,adam,rmsprop,schedule}.rs hold the printed values (parameters
 with 8 significant digits). `--exact` prints 9 digits, enough to identify an f32 exactly: that
 is how SGD and RMSprop were seen to agree with PyTorch bit for bit, and Adam to 2 ulps.

@@ -250,7 +250,7 @@ mod tests {
     use super::*;
     use crate::Error;
 
-    // Expected values: /root/torchvenv/bin/python scripts/torch_optim.py (torch 2.15, CPU).
+    // Expected values: python3 scripts/torch_optim.py (torch 2.15, CPU).
     // Each constant holds the final parameters (slots 0 and 1) after 5 steps of
     // PyTorch's optimiser, configured as its comment says.
 

@@ -274,7 +274,7 @@ impl fmt::Display for Schedule {
 mod tests {
     use super::*;
 
-    // Expected values: /root/torchvenv/bin/python scripts/torch_optim.py (torch 2.15), which
+    // Expected values: python3 scripts/torch_optim.py (torch 2.15), which
     // steps torch.optim.lr_scheduler and prints the lr of each epoch with 12 significant digits.
 
     /// base lr 0.1, StepLR(step_size=3, gamma=0.5), epochs 0..10
