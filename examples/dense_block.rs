@@ -117,3 +117,12 @@ fn main() -> convgrad::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn runs_and_matches_the_zoo() {
+        // main asserts that the block's parameter count equals the zoo's densenet121 block 1.
+        super::main().unwrap();
+    }
+}

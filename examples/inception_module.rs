@@ -161,3 +161,17 @@ fn main() -> convgrad::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reductions_keep_256_channels_and_save_over_half_the_work() {
+        main().unwrap();
+        let (module, naive) = (inception(true).unwrap(), inception(false).unwrap());
+        assert_eq!(module.output_shape(), [256, 28, 28]);
+        assert_eq!(naive.output_shape(), [416, 28, 28]);
+        assert!(naive.multiply_adds() > 2 * module.multiply_adds());
+    }
+}

@@ -110,3 +110,32 @@ fn main() -> convgrad::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shapes_the_example_prints() {
+        main().unwrap();
+        assert_eq!(
+            basic_block([1, 28, 28], 64, 1, true)
+                .unwrap()
+                .output_shape(),
+            [64, 28, 28]
+        );
+        assert_eq!(
+            basic_block([1, 28, 28], 64, 2, true)
+                .unwrap()
+                .output_shape(),
+            [64, 14, 14]
+        );
+        assert!(basic_block([1, 28, 28], 64, 1, false).is_err());
+        assert_eq!(
+            basic_block([64, 28, 28], 64, 1, false)
+                .unwrap()
+                .output_shape(),
+            [64, 28, 28]
+        );
+    }
+}

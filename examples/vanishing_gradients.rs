@@ -111,14 +111,25 @@ fn gradient_norms(graph: &Graph, store: &ParamStore, x: &Tensor) -> convgrad::Re
         .collect())
 }
 
-fn main() -> convgrad::Result<()> {
+/// The three columns: plain with Xavier init, residual with Xavier init, plain with He init.
+type Columns = (Vec<f64>, Vec<f64>, Vec<f64>);
+
+fn measure() -> convgrad::Result<Columns> {
     let mut rng = Rng::seed(0);
     let x = Tensor::randn(&[BATCH, CHANNELS, SIZE, SIZE], &mut rng);
-
     let (plain, residual) = (plain()?, residual()?);
     let plain_xavier = gradient_norms(&plain, &xavier_store(&plain, &mut rng)?, &x)?;
     let residual_xavier = gradient_norms(&residual, &xavier_store(&residual, &mut rng)?, &x)?;
     let plain_he = gradient_norms(&plain, &ParamStore::init(&plain, &mut rng), &x)?;
+    Ok((plain_xavier, residual_xavier, plain_he))
+}
+
+fn first_over_last(g: &[f64]) -> f64 {
+    g[0] / g[DEPTH - 1]
+}
+
+fn main() -> convgrad::Result<()> {
+    let (plain_xavier, residual_xavier, plain_he) = measure()?;
 
     println!(
         "||dL/dy|| at each convolution's output, {DEPTH} conv layers of {CHANNELS} channels, \
@@ -137,7 +148,6 @@ fn main() -> convgrad::Result<()> {
             plain_he[layer]
         );
     }
-    let first_over_last = |g: &[f64]| g[0] / g[DEPTH - 1];
     println!(
         "\nfirst layer / last layer: plain (Xavier) {:.1e}, residual (Xavier) {:.2}, plain (He) {:.2}",
         first_over_last(&plain_xavier),
@@ -153,4 +163,22 @@ fn main() -> convgrad::Result<()> {
         0.5f64.sqrt().powi(DEPTH as i32 - 1)
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plain_net_loses_its_gradient_and_the_residual_net_does_not() {
+        main().unwrap();
+        let (plain_xavier, residual_xavier, plain_he) = measure().unwrap();
+        // (1/sqrt 2)^29 is 4e-5; allow an order of magnitude either way for the random draw.
+        let plain = first_over_last(&plain_xavier);
+        assert!((4e-6..4e-4).contains(&plain), "plain, Xavier: {plain:e}");
+        let residual = first_over_last(&residual_xavier);
+        assert!(residual > 0.5, "residual, Xavier: {residual}");
+        let he = first_over_last(&plain_he);
+        assert!((0.1..10.0).contains(&he), "plain, He: {he}");
+    }
 }
