@@ -32,6 +32,9 @@ pub enum ConvKind {
     Pointwise,
     /// One group per input channel (`groups == in_channels`), `out_channels` a multiple of it.
     Depthwise,
+    /// One group, output maps of fewer than [`Conv2dGeometry::SMALL_MAP`] pixels: the batch is
+    /// folded into one GEMM over the taps that touch the image (see `conv::im2col`).
+    Im2col,
     /// Everything else: the general direct convolution (any groups).
     Direct,
 }
@@ -172,12 +175,18 @@ impl Conv2dGeometry {
     }
 
     /// The specialised kernel family that serves this geometry.
+    /// Output maps smaller than this (in pixels) go to the im2col kernel: the direct kernel tiles
+    /// six pixels of one image at a time, which small maps leave mostly empty.
+    pub const SMALL_MAP: usize = 16;
+
     pub fn kind(&self) -> ConvKind {
         let one_by_one = self.kernel_height == 1 && self.kernel_width == 1;
         if one_by_one && self.groups == 1 && self.padding == (0, 0) {
             ConvKind::Pointwise
         } else if self.groups == self.in_channels && self.groups > 1 {
             ConvKind::Depthwise
+        } else if self.groups == 1 && self.out_height() * self.out_width() < Self::SMALL_MAP {
+            ConvKind::Im2col
         } else {
             ConvKind::Direct
         }
@@ -338,9 +347,13 @@ mod tests {
         assert_eq!(g.kind(), ConvKind::Pointwise);
         assert_eq!(g.with_groups(8).kind(), ConvKind::Depthwise);
         assert_eq!(
-            Conv2dGeometry::new(1, 8, 16, (5, 5), (3, 3)).kind(),
+            Conv2dGeometry::new(1, 8, 16, (8, 8), (3, 3)).kind(),
             ConvKind::Direct
         );
+        // A 3 x 3 output map is small: im2col, unless grouped.
+        let small = Conv2dGeometry::new(1, 8, 16, (5, 5), (3, 3));
+        assert_eq!(small.kind(), ConvKind::Im2col);
+        assert_eq!(small.with_groups(2).kind(), ConvKind::Direct);
         assert!(Conv2dGeometry::new(1, 6, 16, (5, 5), (3, 3))
             .with_groups(4)
             .validate()

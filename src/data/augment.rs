@@ -139,6 +139,16 @@ impl Augment {
         Augment { pad: 4, flip: true }
     }
 
+    /// `none`, `crop 4`, `flip` or `crop 4, flip`: how checkpoints and logs name it.
+    pub fn describe(&self) -> String {
+        match (self.pad, self.flip) {
+            (0, false) => "none".into(),
+            (0, true) => "flip".into(),
+            (pad, false) => format!("crop {pad}"),
+            (pad, true) => format!("crop {pad}, flip"),
+        }
+    }
+
     pub fn is_none(&self) -> bool {
         self.pad == 0 && !self.flip
     }

@@ -1,13 +1,19 @@
 //! Training: the loop (`trainer`), metrics, curves and checkpoints.
 
+mod bench;
 mod checkpoint;
 mod curves;
 mod metrics;
+mod step;
 mod trainer;
 
+pub use bench::{
+    bench, peak_resident_bytes, reset_peak_resident, BenchConfig, BenchPhase, BenchReport,
+};
 pub use checkpoint::{load_checkpoint, save_checkpoint, Checkpoint};
 pub use curves::curves_svg;
 pub use metrics::{from_csv, to_csv, EpochMetrics};
+pub use step::{aux_weight, train_step, StepOutcome};
 pub use trainer::{
     correct_predictions, evaluate, model_for, train, DatasetKind, Observer, OptimizerKind, Quiet,
     StepProgress, TrainConfig, TrainReport,

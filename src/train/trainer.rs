@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{curves_svg, from_csv, load_checkpoint, save_checkpoint, to_csv, EpochMetrics};
+use super::{
+    aux_weight, curves_svg, from_csv, load_checkpoint, save_checkpoint, to_csv, EpochMetrics,
+};
 use crate::data::{
     load_cifar10, load_fashion_mnist, load_image_folder, load_mnist, Augment, Dataset, Loader,
     Normalize, FASHION_MNIST_DIR,
@@ -144,6 +146,9 @@ pub struct TrainConfig {
     pub resume: bool,
     /// Stop after this many batches per epoch (for quick runs and tests); `None` for all.
     pub max_batches: Option<usize>,
+    /// Random crop padding and flips; `None` for the dataset's usual recipe (CIFAR-10's pad 4
+    /// and flip, nothing for the others).
+    pub augment: Option<Augment>,
 }
 
 impl TrainConfig {
@@ -165,6 +170,7 @@ impl TrainConfig {
             out_dir: PathBuf::from("runs/latest"),
             resume: false,
             max_batches: None,
+            augment: None,
         }
     }
 
@@ -183,7 +189,13 @@ impl TrainConfig {
             ),
             ("convgrad.schedule".into(), self.schedule.clone()),
             ("convgrad.seed".into(), self.seed.to_string()),
+            ("convgrad.augment".into(), self.augment().describe()),
         ])
+    }
+
+    /// The augmentation this run uses.
+    pub fn augment(&self) -> Augment {
+        self.augment.unwrap_or_else(|| self.dataset.augment())
     }
 
     fn make_optimizer(&self) -> Result<Box<dyn Optimizer>> {
@@ -238,16 +250,6 @@ pub trait Observer {
 /// An observer that ignores everything.
 pub struct Quiet;
 impl Observer for Quiet {}
-
-/// Weight of each auxiliary classifier's loss (GoogLeNet's paper uses 0.3; torchvision's
-/// Inception-v3 recipe 0.4).
-fn aux_weight(model: &str) -> f32 {
-    if model.starts_with("inception") {
-        0.4
-    } else {
-        0.3
-    }
-}
 
 /// Number of correct arg-max predictions in `logits` `[N, C]`.
 pub fn correct_predictions(logits: &Tensor, labels: &[usize]) -> usize {
@@ -347,7 +349,7 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
     let train_loader = Loader::new(Arc::new(train_set), config.batch_size)?
         .shuffle(config.seed)
         .normalize(normalize.clone())?
-        .augment(config.dataset.augment());
+        .augment(config.augment());
     let test_loader =
         Loader::new(Arc::new(test_set), config.batch_size.max(256))?.normalize(normalize)?;
     fs::create_dir_all(&config.out_dir).map_err(|source| Error::Io {

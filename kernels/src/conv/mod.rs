@@ -4,6 +4,7 @@
 //! |---|---|---|
 //! | [`pointwise`] | 1 x 1, one group, no padding | a GEMM on the NCHW tensor as it is |
 //! | [`depthwise`] | one group per input channel | vectorised along the contiguous width |
+//! | [`im2col`] | one group, output maps under 16 pixels | the batch folded into one GEMM |
 //! | [`direct`] | anything else | register-blocked SIMD direct convolution |
 //!
 //! The public functions here check the geometry and the slice lengths, then dispatch. All of
@@ -11,6 +12,8 @@
 
 pub mod depthwise;
 pub mod direct;
+mod gemm;
+pub mod im2col;
 pub mod pointwise;
 pub mod reference;
 #[cfg(test)]
@@ -51,6 +54,7 @@ pub fn conv2d_forward(
     match g.kind() {
         ConvKind::Pointwise => pointwise::forward(g, input, weight, bias, output),
         ConvKind::Depthwise => depthwise::forward(g, input, weight, bias, output),
+        ConvKind::Im2col => im2col::forward(g, input, weight, bias, output),
         ConvKind::Direct => direct::forward(g, input, weight, bias, output),
     }
     Ok(())
@@ -72,6 +76,7 @@ pub fn conv2d_backward_data(
     match g.kind() {
         ConvKind::Pointwise => pointwise::backward_data(g, grad_output, weight, grad_input),
         ConvKind::Depthwise => depthwise::backward_data(g, grad_output, weight, grad_input),
+        ConvKind::Im2col => im2col::backward_data(g, grad_output, weight, grad_input),
         ConvKind::Direct => direct::backward_data(g, grad_output, weight, grad_input),
     }
     Ok(())
@@ -101,6 +106,7 @@ pub fn conv2d_backward_weight(
         ConvKind::Depthwise => {
             depthwise::backward_weight(g, input, grad_output, grad_weight, grad_bias)
         }
+        ConvKind::Im2col => im2col::backward_weight(g, input, grad_output, grad_weight, grad_bias),
         ConvKind::Direct => direct::backward_weight(g, input, grad_output, grad_weight, grad_bias),
     }
     Ok(())

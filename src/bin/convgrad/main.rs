@@ -1,5 +1,6 @@
 //! The `convgrad` command line: explore the zoo, compare convolutions, train and run models.
 
+mod bench;
 mod compare;
 mod train;
 mod zoo;
@@ -34,6 +35,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Test accuracy and confusion matrix of a trained checkpoint.
     Eval(train::EvalArgs),
+    /// Training and inference images per second and peak memory on random data.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Command::CompareConv(args) => compare::run(&args),
         Command::Train(args) => train::run_train(&args),
         Command::Eval(args) => train::run_eval(&args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

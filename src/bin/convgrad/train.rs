@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use convgrad::data::{Loader, Normalize};
+use convgrad::data::{Augment, Loader, Normalize};
 use convgrad::train::{
     evaluate, load_checkpoint, model_for, train, DatasetKind, EpochMetrics, Observer,
     OptimizerKind, StepProgress, TrainConfig,
@@ -95,6 +95,13 @@ pub struct TrainArgs {
     /// Continue from the checkpoint in the output directory.
     #[arg(long)]
     pub resume: bool,
+    /// Random crops: pad by this many pixels, then crop back at a random offset (default: 4
+    /// for CIFAR-10, none for the others).
+    #[arg(long)]
+    pub crop_padding: Option<usize>,
+    /// Random horizontal flips (default: on for CIFAR-10 only). Use --flip=false to turn off.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub flip: Option<bool>,
     /// Train on at most this many batches per epoch (quick experiments).
     #[arg(long, hide = true)]
     pub max_batches: Option<usize>,
@@ -160,8 +167,28 @@ impl Observer for Bars {
     }
 }
 
-fn set_threads(threads: Option<usize>) -> convgrad::Result<()> {
+/// The augmentation the flags ask for, or `None` when they leave the dataset's default alone.
+fn augment_override(
+    default: &Augment,
+    crop_padding: Option<usize>,
+    flip: Option<bool>,
+) -> Option<Augment> {
+    if crop_padding.is_none() && flip.is_none() {
+        return None;
+    }
+    Some(Augment {
+        pad: crop_padding.unwrap_or(default.pad),
+        flip: flip.unwrap_or(default.flip),
+    })
+}
+
+/// Sizes rayon's pool and, unless the environment already does, matrixmultiply's threads.
+pub fn set_threads(threads: Option<usize>) -> convgrad::Result<()> {
     if let Some(n) = threads {
+        if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
+            // Read by matrixmultiply at its first product; nothing has run yet.
+            std::env::set_var("MATMUL_NUM_THREADS", n.max(1).to_string());
+        }
         rayon::ThreadPoolBuilder::new()
             .num_threads(n.max(1))
             .build_global()
@@ -176,6 +203,11 @@ fn set_threads(threads: Option<usize>) -> convgrad::Result<()> {
 pub fn run_train(args: &TrainArgs) -> convgrad::Result<()> {
     set_threads(args.threads)?;
     let dataset = args.data.kind();
+    let dataset_default = TrainConfig {
+        dataset: dataset.clone(),
+        ..TrainConfig::new(&args.model)
+    }
+    .augment();
     let out = args
         .out
         .clone()
@@ -196,19 +228,21 @@ pub fn run_train(args: &TrainArgs) -> convgrad::Result<()> {
         momentum: args.momentum,
         weight_decay: args.weight_decay,
         schedule: args.schedule.clone(),
+        augment: augment_override(&dataset_default, args.crop_padding, args.flip),
         seed: args.seed,
         out_dir: out.clone(),
         resume: args.resume,
         max_batches: args.max_batches,
     };
     println!(
-        "training {} on {} for {} epochs: {} (lr {}), batch {}, seed {}, {} threads -> {}",
+        "training {} on {} for {} epochs: {} (lr {}), batch {}, augment {}, seed {}, {} threads -> {}",
         config.model,
         config.dataset.name(),
         config.epochs,
         config.optimizer.name(),
         config.lr,
         config.batch_size,
+        config.augment().describe(),
         config.seed,
         rayon::current_num_threads(),
         out.display()

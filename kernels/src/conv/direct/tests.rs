@@ -50,7 +50,8 @@ fn geometry() -> impl Strategy<Value = Conv2dGeometry> {
                 .with_padding((py, px))
                 .with_dilation((dy, dx))
                 .with_groups(groups);
-                let direct = g.kind() == crate::ConvKind::Direct;
+                // Small maps go to im2col by default, but the direct kernel serves them too.
+                let direct = matches!(g.kind(), crate::ConvKind::Direct | crate::ConvKind::Im2col);
                 (direct && g.validate().is_ok()).then_some(g)
             },
         )

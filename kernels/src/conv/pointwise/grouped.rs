@@ -8,8 +8,8 @@
 //! once per group, `grad_weight` is accumulated once per group, and the copies cost one pass over
 //! the activations.
 
-use super::gemm::{gemm, Matrix};
 use super::Dims;
+use crate::conv::gemm::{gemm, Matrix};
 use crate::Conv2dGeometry;
 
 /// Fewest GEMM columns (pixels) worth one packing of the weight matrix.

@@ -23,13 +23,12 @@
 //! Preconditions for every function: the geometry is valid and every slice has the length the
 //! geometry implies (the dispatcher in `conv/mod.rs` checks both).
 
-mod gemm;
 mod grouped;
 #[cfg(test)]
 mod tests;
 
+use crate::conv::gemm::{gemm, Matrix};
 use crate::Conv2dGeometry;
-use gemm::{gemm, Matrix};
 use rayon::prelude::*;
 
 /// Sizes of the per-image matrices.

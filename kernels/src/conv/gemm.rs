@@ -1,9 +1,10 @@
-//! A bounds-checked view of `matrixmultiply::sgemm`: the only `unsafe` of the pointwise kernels.
+//! A bounds-checked view of `matrixmultiply::sgemm`, shared by the pointwise and im2col kernels:
+//! their only `unsafe`.
 
 /// A read-only strided matrix inside a slice: element `(i, j)` is
 /// `data[i * row_stride + j * col_stride]`.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Matrix<'a> {
+pub(crate) struct Matrix<'a> {
     data: &'a [f32],
     rows: usize,
     cols: usize,
@@ -13,7 +14,7 @@ pub(super) struct Matrix<'a> {
 
 impl<'a> Matrix<'a> {
     /// The first `rows * cols` elements of `data`, row by row.
-    pub(super) fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
+    pub(crate) fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Self {
         Matrix {
             data,
             rows,
@@ -23,8 +24,23 @@ impl<'a> Matrix<'a> {
         }
     }
 
+    /// Element `(i, j)` at `data[i * row_stride + j * col_stride]`.
+    pub(crate) fn strided(
+        data: &'a [f32],
+        (rows, cols): (usize, usize),
+        (row_stride, col_stride): (usize, usize),
+    ) -> Self {
+        Matrix {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        }
+    }
+
     /// The same elements read as the transpose (no copy).
-    pub(super) fn transposed(self) -> Self {
+    pub(crate) fn transposed(self) -> Self {
         Matrix {
             data: self.data,
             rows: self.cols,
@@ -45,7 +61,7 @@ impl<'a> Matrix<'a> {
 
 /// `c = a x b + beta * c`, with `c` row-major `[a.rows, b.cols]` (its first elements). When
 /// `beta == 0` the old contents of `c` are not read (they may be anything, even NaN).
-pub(super) fn gemm(a: Matrix, b: Matrix, beta: f32, c: &mut [f32]) {
+pub(crate) fn gemm(a: Matrix, b: Matrix, beta: f32, c: &mut [f32]) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "gemm: inner dimensions differ");
     assert!(a.fits() && b.fits(), "gemm: operand outside its slice");
