@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use convgrad::autograd::Pool2dOptions;
 use convgrad::graph::GraphBuilder;
 use convgrad::models::{self, ModelConfig, ModelInfo, MODELS};
 use convgrad::nn::{Conv2d, SeparableConv2d};
@@ -122,6 +123,16 @@ pub fn all(trainings: &[Training], kernels: &[KernelCase]) -> Result<Vec<Table>,
         text: vgg_stacks()?,
     });
     out.push(Table {
+        file: "docs/guide/05-inception-v3.md",
+        marker: "factorised",
+        text: factorised()?,
+    });
+    out.push(Table {
+        file: "docs/guide/04-googlenet.md",
+        marker: "inception-reductions",
+        text: inception_reductions()?,
+    });
+    out.push(Table {
         file: "docs/guide/09-mobilenet.md",
         marker: "separable-cost",
         text: separable_cost()?,
@@ -130,6 +141,11 @@ pub fn all(trainings: &[Training], kernels: &[KernelCase]) -> Result<Vec<Table>,
         file: "docs/guide/kernels.md",
         marker: "kernel-intensity",
         text: kernel_intensity(kernels),
+    });
+    out.push(Table {
+        file: "docs/guide/kernels.md",
+        marker: "separable-pair",
+        text: separable_pair(kernels)?,
     });
     Ok(out)
 }
@@ -252,37 +268,143 @@ fn zoo_table(link_prefix: &str, trainings: &[Training]) -> Result<String, String
     Ok(out)
 }
 
-/// VGG's argument: a stack of 3x3 convolutions sees as far as one large filter, for fewer
-/// weights and more non-linearities. Counted on graphs built at VGG's stage-3 shape.
-fn vgg_stacks() -> Result<String, String> {
-    const CHANNELS: usize = 256;
-    const SIZE: usize = 56;
-    let stacks: &[(&str, &[usize])] = &[
-        ("one 5x5", &[5]),
-        ("two 3x3", &[3, 3]),
-        ("one 7x7", &[7]),
-        ("three 3x3", &[3, 3, 3]),
-    ];
+/// Stacks of small or thin convolutions against one large filter with the same receptive
+/// field, counted on graphs the library builds: `channels` to `channels` at `size x size`.
+fn stack_table(
+    channels: usize,
+    size: usize,
+    stacks: &[(&str, &[(usize, usize)])],
+) -> Result<String, String> {
     let mut out = String::new();
-    out.push_str("| layers (256 to 256 channels, 56x56, no bias) | receptive field | weights | multiply-adds | ReLUs |\n");
+    let _ = writeln!(
+        out,
+        "| layers ({channels} to {channels} channels, {size}x{size}, no bias) | receptive field \
+         | weights | multiply-adds | ReLUs |"
+    );
     out.push_str("|---|---:|---:|---:|---:|\n");
     for &(label, kernels) in stacks {
-        let (mut b, mut x) = GraphBuilder::new(label, &[CHANNELS, SIZE, SIZE]);
-        for (i, &k) in kernels.iter().enumerate() {
-            let conv = Conv2d::new(0, CHANNELS, k).padding(k / 2).bias(false);
+        let (mut b, mut x) = GraphBuilder::new(label, &[channels, size, size]);
+        for (i, &(kh, kw)) in kernels.iter().enumerate() {
+            let conv = Conv2d::new(0, channels, kh)
+                .kernel((kh, kw))
+                .padding2((kh / 2, kw / 2))
+                .bias(false);
             x = b.conv(format!("conv{i}"), x, conv).map_err(err)?;
             x = b.relu(format!("relu{i}"), x).map_err(err)?;
         }
         let graph = b.build(x).map_err(err)?;
-        let receptive_field = 1 + kernels.iter().map(|k| k - 1).sum::<usize>();
+        let field_h = 1 + kernels.iter().map(|k| k.0 - 1).sum::<usize>();
+        let field_w = 1 + kernels.iter().map(|k| k.1 - 1).sum::<usize>();
         let _ = writeln!(
             out,
-            "| {label} | {receptive_field}x{receptive_field} | {} | {} | {} |",
+            "| {label} | {field_h}x{field_w} | {} | {} | {} |",
             thousands(graph.parameter_count() as u64),
             thousands(graph.multiply_adds()),
             kernels.len()
         );
     }
+    Ok(out)
+}
+
+/// VGG's argument: a stack of 3x3 convolutions sees as far as one large filter, for fewer
+/// weights and more non-linearities; at VGG's stage-3 shape.
+fn vgg_stacks() -> Result<String, String> {
+    stack_table(
+        256,
+        56,
+        &[
+            ("one 5x5", &[(5, 5)]),
+            ("two 3x3", &[(3, 3), (3, 3)]),
+            ("one 7x7", &[(7, 7)]),
+            ("three 3x3", &[(3, 3), (3, 3), (3, 3)]),
+        ],
+    )
+}
+
+/// Inception-v3's factorisations: 5x5 into two 3x3, 7x7 into 1x7 then 7x1; at the shape of
+/// Mixed_6b's 7x7 branch (128 channels on the 17x17 grid).
+fn factorised() -> Result<String, String> {
+    stack_table(
+        128,
+        17,
+        &[
+            ("one 5x5", &[(5, 5)]),
+            ("two 3x3", &[(3, 3), (3, 3)]),
+            ("one 3x3", &[(3, 3)]),
+            ("1x3 then 3x1", &[(1, 3), (3, 1)]),
+            ("one 7x7", &[(7, 7)]),
+            ("1x7 then 7x1", &[(1, 7), (7, 1)]),
+        ],
+    )
+}
+
+/// GoogLeNet's inception3a (192 channels in, 28x28) with and without its 1x1 reductions, as
+/// the paper draws it (a real 5x5 branch, no batch norm), next to the zoo's module.
+fn inception_reductions() -> Result<String, String> {
+    let input = [192, 28, 28];
+    let module = |reduce: bool| -> Result<convgrad::graph::Graph, String> {
+        let (mut b, x) = GraphBuilder::new("inception3a", &input);
+        let conv = |out, k: usize| Conv2d::new(0, out, k).padding(k / 2);
+        let mut branches = vec![b.conv("1x1", x, conv(64, 1)).map_err(err)?];
+        for (name, reduce_to, out, k) in [("3x3", 96, 128, 3), ("5x5", 16, 32, 5)] {
+            let from = if reduce {
+                b.conv(format!("{name} reduce"), x, conv(reduce_to, 1))
+                    .map_err(err)?
+            } else {
+                x
+            };
+            branches.push(b.conv(name, from, conv(out, k)).map_err(err)?);
+        }
+        let pool = Pool2dOptions::new(3).stride(1).padding(1);
+        let mut pooled = b.max_pool("pool", x, pool).map_err(err)?;
+        if reduce {
+            pooled = b.conv("pool proj", pooled, conv(32, 1)).map_err(err)?;
+        }
+        branches.push(pooled);
+        let y = b.concat("concat", &branches).map_err(err)?;
+        b.build(y).map_err(err)
+    };
+    let googlenet = models::build("googlenet", 1000).map_err(err)?;
+    let zoo_nodes: Vec<_> = googlenet
+        .nodes()
+        .iter()
+        .filter(|n| n.name.starts_with("inception3a."))
+        .collect();
+    let zoo_params: usize = zoo_nodes
+        .iter()
+        .map(|n| googlenet.node_parameter_count(n))
+        .sum();
+    let zoo_macs: u64 = zoo_nodes
+        .iter()
+        .map(|n| googlenet.node_multiply_adds(n))
+        .sum();
+    let zoo_out = googlenet
+        .node("inception3a.concat")
+        .ok_or("googlenet has no inception3a.concat")?
+        .shape[0];
+
+    let mut out = String::new();
+    out.push_str("| inception3a on 192x28x28 | output channels | parameters | multiply-adds |\n");
+    out.push_str("|---|---:|---:|---:|\n");
+    for (label, reduce) in [
+        ("naive: 1x1, 3x3, 5x5 and pool side by side", false),
+        ("with 1x1 reductions (the paper's module)", true),
+    ] {
+        let g = module(reduce)?;
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} | {} |",
+            g.output_shape()[0],
+            thousands(g.parameter_count() as u64),
+            thousands(g.multiply_adds())
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| the zoo's `inception3a` (torchvision: 3x3 in the \"5x5\" branch, batch norm) | {zoo_out} | {} | {} |",
+        thousands(zoo_params as u64),
+        thousands(zoo_macs)
+    );
     Ok(out)
 }
 
@@ -395,4 +517,65 @@ fn kernel_intensity(kernels: &[KernelCase]) -> String {
         );
     }
     out
+}
+
+/// The benchmarked standard-vs-separable pair (`sep_*` cases): multiply-adds against time.
+fn separable_pair(kernels: &[KernelCase]) -> Result<String, String> {
+    let case = |name: &str| {
+        kernels
+            .iter()
+            .find(|k| k.case == name)
+            .ok_or_else(|| format!("BENCHMARKS.md has no '{name}' case"))
+    };
+    let (standard, depthwise, pointwise) = (
+        case("sep_std_3x3")?,
+        case("sep_dw_3x3")?,
+        case("sep_pw_1x1")?,
+    );
+    let macs = |k: &KernelCase| {
+        let [n, c_in, c_out, size, kernel, stride, groups] = k.shape;
+        Conv2dGeometry::new(n, c_in, c_out, (size, size), (kernel, kernel))
+            .with_stride((stride, stride))
+            .with_padding((kernel / 2, kernel / 2))
+            .with_groups(groups)
+            .multiply_adds()
+    };
+    let separable_macs = macs(depthwise) + macs(pointwise);
+    let separable_fwd = depthwise.convgrad_forward_ms + pointwise.convgrad_forward_ms;
+    let separable_both =
+        depthwise.convgrad_forward_backward_ms + pointwise.convgrad_forward_backward_ms;
+    let [n, c_in, c_out, size, ..] = standard.shape;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| {n} x {c_in} -> {c_out} channels, {size}x{size} | multiply-adds | convgrad fwd ms \
+         | convgrad fwd+bwd ms |"
+    );
+    out.push_str("|---|---:|---:|---:|\n");
+    for (label, k) in [
+        ("standard 3x3", standard),
+        ("depthwise 3x3", depthwise),
+        ("pointwise 1x1", pointwise),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} | {} |",
+            thousands(macs(k)),
+            k.convgrad_forward_ms,
+            k.convgrad_forward_backward_ms
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| separable (depthwise + pointwise) | {} | {separable_fwd:.3} | {separable_both:.3} |",
+        thousands(separable_macs)
+    );
+    let _ = writeln!(
+        out,
+        "| standard / separable | {:.1}x | {:.1}x | {:.1}x |",
+        macs(standard) as f64 / separable_macs as f64,
+        standard.convgrad_forward_ms / separable_fwd,
+        standard.convgrad_forward_backward_ms / separable_both
+    );
+    Ok(out)
 }
