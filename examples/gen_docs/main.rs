@@ -45,10 +45,8 @@ fn run(root: &Path, check_only: bool) -> Result<Vec<String>, String> {
             text = guide::splice(&text, table.marker, &table.text)
                 .map_err(|e| format!("{file}: {e}"))?;
         }
-        if text != original {
-            if !check_only {
-                fs::write(&path, text).map_err(|e| format!("{file}: {e}"))?;
-            }
+        if text != original && !check_only {
+            fs::write(&path, text).map_err(|e| format!("{file}: {e}"))?;
         }
     }
 

@@ -137,3 +137,42 @@ impl Graph {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::models;
+
+    #[test]
+    fn a_part_holding_every_node_is_the_whole_graph() {
+        let graph = models::build("lenet5", 10).unwrap();
+        assert_eq!(graph.to_dot_part("lenet5", |_| true), graph.to_dot());
+    }
+
+    #[test]
+    fn a_block_draws_its_outside_input_once_with_every_edge_from_it() {
+        let graph = models::build("resnet18", 10).unwrap();
+        let dot = graph.to_dot_part("layer1.0", |n| n.name.starts_with("layer1.0."));
+        // The block's input is the stem's max pool: one dashed node, feeding conv1 and the sum.
+        let feeder = graph
+            .nodes()
+            .iter()
+            .position(|n| n.name == "maxpool")
+            .unwrap();
+        let conv1 = graph
+            .nodes()
+            .iter()
+            .position(|n| n.name == "layer1.0.conv1")
+            .unwrap();
+        let add = graph
+            .nodes()
+            .iter()
+            .position(|n| n.name == "layer1.0.add")
+            .unwrap();
+        assert_eq!(dot.matches("style=dashed").count(), 1);
+        assert!(dot.contains(&format!("n{feeder} [label=\"maxpool\\n[64, 56, 56]\"")));
+        assert!(dot.contains(&format!("n{feeder} -> n{conv1};")));
+        assert!(dot.contains(&format!("n{feeder} -> n{add};")));
+        assert!(!dot.contains("layer1.1"), "only the block's own nodes");
+        assert!(!dot.contains("conv1\\nConv2d 7x7"), "not the stem");
+    }
+}

@@ -33,7 +33,7 @@ pub struct KernelCase {
 }
 
 /// Sections of `markdown` whose `## ` heading satisfies `wanted`, as (heading, body).
-fn sections<'a>(markdown: &'a str, wanted: impl Fn(&str) -> bool) -> Vec<(&'a str, &'a str)> {
+fn sections(markdown: &str, wanted: impl Fn(&str) -> bool) -> Vec<(&str, &str)> {
     let mut out = Vec::new();
     let starts: Vec<usize> = markdown
         .match_indices("\n## ")

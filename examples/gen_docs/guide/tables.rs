@@ -6,13 +6,16 @@ use convgrad::autograd::Pool2dOptions;
 use convgrad::graph::GraphBuilder;
 use convgrad::models::{self, ModelConfig, ModelInfo, MODELS};
 use convgrad::nn::{Conv2d, SeparableConv2d};
-use convgrad_kernels::Conv2dGeometry;
+use convgrad_kernels::{Conv2dGeometry, ConvKind};
 
 use super::measured::{KernelCase, Training};
 use super::{thousands, Table};
 
-/// Each chapter's table: file, marker, and the models (with `true` for the auxiliary heads).
-const CHAPTERS: &[(&str, &str, &[(&str, bool)])] = &[
+/// A model of a chapter's table, and whether to build its auxiliary heads.
+type Variant = (&'static str, bool);
+
+/// Each chapter's table: file, marker, and the models.
+const CHAPTERS: &[(&str, &str, &[Variant])] = &[
     (
         "docs/guide/01-lenet5.md",
         "lenet-table",
@@ -111,6 +114,11 @@ pub fn all(trainings: &[Training], kernels: &[KernelCase]) -> Result<Vec<Table>,
         file: "README.md",
         marker: "zoo-table",
         text: zoo_table("docs/guide/", trainings)?,
+    });
+    out.push(Table {
+        file: "README.md",
+        marker: "benchmark-summary",
+        text: benchmark_summary(trainings, kernels),
     });
     out.push(Table {
         file: "docs/guide/README.md",
@@ -492,11 +500,7 @@ fn kernel_intensity(kernels: &[KernelCase]) -> String {
     );
     out.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for k in kernels {
-        let [n, c_in, c_out, size, kernel, stride, groups] = k.shape;
-        let g = Conv2dGeometry::new(n, c_in, c_out, (size, size), (kernel, kernel))
-            .with_stride((stride, stride))
-            .with_padding((kernel / 2, kernel / 2))
-            .with_groups(groups);
+        let g = geometry(k);
         let macs = g.multiply_adds();
         // Each operand read or written once, in f32: what no kernel can do with less traffic.
         let bytes = 4 * (g.input_len() + g.weight_len() + g.output_len()) as u64;
@@ -532,14 +536,7 @@ fn separable_pair(kernels: &[KernelCase]) -> Result<String, String> {
         case("sep_dw_3x3")?,
         case("sep_pw_1x1")?,
     );
-    let macs = |k: &KernelCase| {
-        let [n, c_in, c_out, size, kernel, stride, groups] = k.shape;
-        Conv2dGeometry::new(n, c_in, c_out, (size, size), (kernel, kernel))
-            .with_stride((stride, stride))
-            .with_padding((kernel / 2, kernel / 2))
-            .with_groups(groups)
-            .multiply_adds()
-    };
+    let macs = |k: &KernelCase| geometry(k).multiply_adds();
     let separable_macs = macs(depthwise) + macs(pointwise);
     let separable_fwd = depthwise.convgrad_forward_ms + pointwise.convgrad_forward_ms;
     let separable_both =
@@ -578,4 +575,80 @@ fn separable_pair(kernels: &[KernelCase]) -> Result<String, String> {
         standard.convgrad_forward_backward_ms / separable_both
     );
     Ok(out)
+}
+
+fn geometry(k: &KernelCase) -> Conv2dGeometry {
+    let [n, c_in, c_out, size, kernel, stride, groups] = k.shape;
+    Conv2dGeometry::new(n, c_in, c_out, (size, size), (kernel, kernel))
+        .with_stride((stride, stride))
+        .with_padding((kernel / 2, kernel / 2))
+        .with_groups(groups)
+}
+
+/// `lo` to `hi` of some values, formatted with `digits` decimals.
+fn range(values: impl Iterator<Item = f64>, digits: usize, unit: &str) -> String {
+    let values: Vec<f64> = values.collect();
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{lo:.digits$}{unit} to {hi:.digits$}{unit}")
+}
+
+/// The README's summary of BENCHMARKS.md: each kernel family against PyTorch, and the
+/// recorded trainings.
+fn benchmark_summary(trainings: &[Training], kernels: &[KernelCase]) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "| kernel family | cases | convgrad forward GFLOP/s | forward vs PyTorch \
+         | forward + backward vs PyTorch |\n",
+    );
+    out.push_str("|---|---:|---|---|---|\n");
+    for (label, kind) in [
+        ("direct (3x3, 5x5, 7x7)", ConvKind::Direct),
+        ("depthwise 3x3", ConvKind::Depthwise),
+        ("pointwise 1x1", ConvKind::Pointwise),
+    ] {
+        let cases: Vec<&KernelCase> = kernels
+            .iter()
+            .filter(|k| geometry(k).kind() == kind)
+            .collect();
+        if cases.is_empty() {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {} | {} | {} |",
+            cases.len(),
+            range(cases.iter().map(|k| k.gflops), 0, ""),
+            range(
+                cases
+                    .iter()
+                    .map(|k| k.pytorch_forward_ms / k.convgrad_forward_ms),
+                2,
+                "x"
+            ),
+            range(
+                cases
+                    .iter()
+                    .map(|k| k.pytorch_forward_backward_ms / k.convgrad_forward_backward_ms),
+                2,
+                "x"
+            ),
+        );
+    }
+    out.push_str(
+        "\n| `convgrad train` on Fashion-MNIST | epochs | test accuracy | time per epoch |\n",
+    );
+    out.push_str("|---|---:|---:|---:|\n");
+    for t in trainings {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {}% | {} ({} img/s) |",
+            t.model,
+            t.epochs,
+            t.final_test_accuracy,
+            seconds(t.median_epoch_seconds),
+            thousands(t.median_images_per_second.round() as u64)
+        );
+    }
+    out
 }
