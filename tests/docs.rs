@@ -232,3 +232,32 @@ fn every_relative_link_of_the_guide_and_the_readme_resolves() {
     }
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
+
+#[test]
+fn measurements_are_read_back_from_benchmarks_md_strictly() {
+    let text = "# Benchmarks\n\n## Training LeNet-5 on Fashion-MNIST\n\n```sh\n\
+                cargo run --release -- train lenet5 --epochs 3\n```\n\n\
+                | epoch | train loss | train acc | test loss | test acc | seconds | img/s |\n\
+                |---:|---:|---:|---:|---:|---:|---:|\n\
+                | 1 | 0.5 | 81% | 0.4 | 86.58% | 4.5 | 13,977 |\n\
+                | 2 | 0.3 | 88% | 0.3 | 87.78% | 9.0 | 14,285 |\n\
+                | 3 | 0.2 | 90% | 0.2 | **89.62%** | 4.3 | 14,359 |\n\n\
+                ## Training a HOG baseline on Fashion-MNIST\n\nno convgrad train command here\n";
+    let runs = guide::measured::trainings(text).unwrap();
+    assert_eq!(
+        runs.len(),
+        1,
+        "the section without `-- train` is not a model's run"
+    );
+    assert_eq!(runs[0].model, "lenet5");
+    assert_eq!(runs[0].epochs, 3);
+    assert_eq!(runs[0].final_test_accuracy, "89.62");
+    assert_eq!(runs[0].median_epoch_seconds, 4.5);
+    assert_eq!(runs[0].median_images_per_second, 14_285.0);
+
+    let garbled = text.replace("| 4.3 |", "| fast |");
+    let err = guide::measured::trainings(&garbled).unwrap_err();
+    assert!(err.contains("seconds 'fast' is not a number"), "{err}");
+    let no_table = text.replace("| epoch |", "| round |");
+    assert!(guide::measured::trainings(&no_table).is_err());
+}
