@@ -117,6 +117,11 @@ pub fn all(trainings: &[Training], kernels: &[KernelCase]) -> Result<Vec<Table>,
     });
     out.push(Table {
         file: "README.md",
+        marker: "lenet-summary",
+        text: lenet_summary()?,
+    });
+    out.push(Table {
+        file: "README.md",
         marker: "benchmark-summary",
         text: benchmark_summary(trainings, kernels),
     });
@@ -651,4 +656,13 @@ fn benchmark_summary(trainings: &[Training], kernels: &[KernelCase]) -> String {
         );
     }
     out
+}
+
+/// What `convgrad summary lenet5 --classes 10` prints (the CLI prints `Graph::summary`).
+fn lenet_summary() -> Result<String, String> {
+    let graph = models::build("lenet5", 10).map_err(err)?;
+    Ok(format!(
+        "```text\n$ convgrad summary lenet5 --classes 10\n{}```\n",
+        graph.summary()
+    ))
 }
