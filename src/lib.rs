@@ -8,6 +8,14 @@
 //!   [`Error`] names the op and the shapes involved.
 //! - [`functional`]: the same ops on plain tensors, without a tape, for inference.
 //! - [`autograd::gradcheck`]: the finite-difference harness every backward is checked with.
+//! - [`models`]: the zoo, LeNet-5 to MobileNet v2, each a function that builds a [`graph::Graph`].
+//!
+//! **The guide**, `docs/guide/README.md` in the repository, tells the history of these networks
+//! chapter by chapter (hand-made features, LeNet-5, AlexNet, VGG, GoogLeNet, Inception-v3,
+//! ResNet, Xception, DenseNet, MobileNet), each with its block drawn from the zoo's own graph and
+//! its parameters, multiply-adds and measured Fashion-MNIST accuracy generated from the code;
+//! then a chapter on the tape, included here as [`guide::autograd`] so its examples run as
+//! doctests, and one on the kernels.
 //!
 //! ```
 //! use convgrad::{Rng, Tape, Tensor};
@@ -30,6 +38,7 @@ pub mod data;
 mod error;
 pub mod functional;
 pub mod graph;
+pub mod guide;
 pub mod io;
 pub mod models;
 pub mod nn;
