@@ -63,6 +63,7 @@ mod folder;
 mod idx;
 mod loader;
 mod mnist;
+mod resize;
 #[cfg(test)]
 mod testutil;
 
@@ -76,3 +77,4 @@ pub use mnist::{
     load_fashion_mnist, load_idx, load_mnist, FASHION_MNIST_CLASSES, FASHION_MNIST_DIR,
     MNIST_CLASSES,
 };
+pub use resize::resize_images;

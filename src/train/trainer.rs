@@ -15,8 +15,8 @@ use super::{
     aux_weight, curves_svg, from_csv, load_checkpoint, save_checkpoint, to_csv, EpochMetrics,
 };
 use crate::data::{
-    load_cifar10, load_fashion_mnist, load_image_folder, load_mnist, Augment, Dataset, Loader,
-    Normalize, FASHION_MNIST_DIR,
+    load_cifar10, load_fashion_mnist, load_image_folder, load_mnist, resize_images, Augment,
+    Dataset, Loader, Normalize, FASHION_MNIST_DIR,
 };
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ParamStore};
@@ -149,6 +149,9 @@ pub struct TrainConfig {
     /// Random crop padding and flips; `None` for the dataset's usual recipe (CIFAR-10's pad 4
     /// and flip, nothing for the others).
     pub augment: Option<Augment>,
+    /// Resize every image to `size x size` before training (for models that need larger
+    /// inputs than the dataset's); `None` keeps the dataset's size.
+    pub resize: Option<usize>,
 }
 
 impl TrainConfig {
@@ -171,6 +174,7 @@ impl TrainConfig {
             resume: false,
             max_batches: None,
             augment: None,
+            resize: None,
         }
     }
 
@@ -190,6 +194,10 @@ impl TrainConfig {
             ("convgrad.schedule".into(), self.schedule.clone()),
             ("convgrad.seed".into(), self.seed.to_string()),
             ("convgrad.augment".into(), self.augment().describe()),
+            (
+                "convgrad.resize".into(),
+                self.resize.map_or("none".into(), |s| s.to_string()),
+            ),
         ])
     }
 
@@ -323,7 +331,7 @@ pub fn model_for(name: &str, data: &Dataset) -> Result<Graph> {
             "train",
             format!(
                 "{name} needs images of at least {0}x{0}, the dataset's are {h}x{w}; \
-                 use an image folder resized to {0} or a model that fits small images",
+                 resize them (`--resize {0}` or more) or pick a model that fits small images",
                 info.min_size
             ),
         ));
@@ -344,6 +352,13 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
     let schedule = Schedule::parse(&config.schedule, config.lr, config.epochs)?;
     let mut optimizer = config.make_optimizer()?;
     let (train_set, test_set) = config.dataset.load(config.data_dir.as_deref())?;
+    let (train_set, test_set) = match config.resize {
+        Some(size) => (
+            resize_images(&train_set, size)?,
+            resize_images(&test_set, size)?,
+        ),
+        None => (train_set, test_set),
+    };
     let graph = model_for(&config.model, &train_set)?;
     let normalize = config.dataset.normalize(&train_set)?;
     let train_loader = Loader::new(Arc::new(train_set), config.batch_size)?

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use convgrad::data::{Augment, Loader, Normalize};
+use convgrad::data::{resize_images, Augment, Loader, Normalize};
 use convgrad::train::{
     evaluate, load_checkpoint, model_for, train, DatasetKind, EpochMetrics, Observer,
     OptimizerKind, StepProgress, TrainConfig,
@@ -44,6 +44,10 @@ pub struct DataArgs {
     /// Image folders only: 1 (grey) or 3 (RGB) channels.
     #[arg(long, default_value_t = 3)]
     pub channels: usize,
+    /// Resize every image to SIZE x SIZE first, for models that need more than 28 x 28
+    /// (AlexNet: 63, Inception-v3: 75). `eval` takes it from the checkpoint when not given.
+    #[arg(long)]
+    pub resize: Option<usize>,
 }
 
 impl DataArgs {
@@ -229,6 +233,7 @@ pub fn run_train(args: &TrainArgs) -> convgrad::Result<()> {
         weight_decay: args.weight_decay,
         schedule: args.schedule.clone(),
         augment: augment_override(&dataset_default, args.crop_padding, args.flip),
+        resize: args.data.resize,
         seed: args.seed,
         out_dir: out.clone(),
         resume: args.resume,
@@ -279,9 +284,30 @@ pub struct EvalArgs {
 pub fn run_eval(args: &EvalArgs) -> convgrad::Result<()> {
     set_threads(args.threads)?;
     let dataset = args.data.kind();
-    let (train_set, test_set) = dataset.load(args.data.data.as_deref())?;
-    let graph = model_for(&args.model, &train_set)?;
     let checkpoint = load_checkpoint(&args.checkpoint)?;
+    let resize = match args.data.resize {
+        Some(size) => Some(size),
+        None => match checkpoint
+            .metadata
+            .get("convgrad.resize")
+            .map(String::as_str)
+        {
+            None | Some("none") => None,
+            Some(size) => Some(size.parse().map_err(|_| convgrad::Error::InvalidArgument {
+                op: "eval".into(),
+                message: format!("the checkpoint's convgrad.resize is {size:?}, not a size"),
+            })?),
+        },
+    };
+    let (train_set, test_set) = dataset.load(args.data.data.as_deref())?;
+    let (train_set, test_set) = match resize {
+        Some(size) => (
+            resize_images(&train_set, size)?,
+            resize_images(&test_set, size)?,
+        ),
+        None => (train_set, test_set),
+    };
+    let graph = model_for(&args.model, &train_set)?;
     let store = checkpoint.store_for(&graph)?;
     let normalize = match &dataset {
         DatasetKind::FashionMnist => Normalize::fashion_mnist(),
