@@ -174,21 +174,6 @@ fn markers_are_found_strictly() {
     assert!(guide::committed(&twice, "t").is_err());
 }
 
-/// Files the guide links to that another part of issue #8 adds (the examples and the
-/// common-mistakes page). Once they are merged this list should be emptied, so that their
-/// links are checked like every other.
-const ADDED_ELSEWHERE: &[&str] = &[
-    "examples/residual_block.rs",
-    "examples/inception_module.rs",
-    "examples/dense_block.rs",
-    "examples/separable_vs_standard.rs",
-    "examples/vanishing_gradients.rs",
-    "examples/custom_graph.rs",
-    "examples/train_lenet.rs",
-    "examples/hog_baseline.rs",
-    "docs/mistakes.md",
-];
-
 /// `base/../x` as a path relative to the repository root, or `None` if it climbs out of it.
 fn normalise(base: &Path, target: &str) -> Option<String> {
     let mut parts: Vec<String> = base
@@ -225,7 +210,7 @@ fn every_relative_link_of_the_guide_and_the_readme_resolves() {
                 continue;
             };
             let path = path.trim_end_matches('/').to_string();
-            if !root().join(&path).exists() && !ADDED_ELSEWHERE.contains(&path.as_str()) {
+            if !root().join(&path).exists() {
                 broken.push(format!("{file}: {target}"));
             }
         }
