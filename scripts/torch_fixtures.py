@@ -16,8 +16,14 @@ writes a directory OUT_DIR/<name>/ holding
   evaluation mode, and `loss` [1], the mean cross-entropy of a training-mode forward (batch
   statistics, dropout disabled); its metadata says how to build the model in convgrad
   (`model`, plus `growth_rate`, `block_config`, `num_init_features` or `width_mult` for the
-  small configurations, and `aux_logits`);
-- grads.safetensors: `grad.<name>` for every parameter that the loss reaches. GoogLeNet keeps
+  small configurations, and `aux_logits`), and how far PyTorch's own float32 logits and loss
+  are from the float64 reference (`torch_f32_logits_error`, `torch_f32_loss_error`);
+- grads.safetensors: `grad.<name>` for every parameter that the loss reaches, with PyTorch's
+  own float32 error for each in the metadata.
+
+Logits, loss and gradients are computed in float64 from the float32 weights and input (then
+stored as float32): the exact answer to compare with, since some of these random networks are
+so badly conditioned in training mode that float32 PyTorch misses it by more than 1e-3. GoogLeNet keeps
   its auxiliary heads (to check they load) but, as in `convgrad gradients`, the loss is taken
   on the main logits only, so the heads get no gradient and are not written.
 
@@ -25,6 +31,7 @@ Full size is batch 2 at 64 x 64 (96 x 96 for Inception-v3) with 10 classes, as i
 The VGGs' first fully connected layer alone is 25088 x 4096, so their files are ~0.4 GB each.
 """
 import argparse
+import copy
 import os
 
 import timm
@@ -129,20 +136,11 @@ def randomise_batch_norm(model, generator):
                 m.bias.copy_(0.2 * torch.randn(c, generator=generator))
 
 
-def write_fixture(out_dir, name, make, input_shape, meta, seed):
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    model = make().float()
-    randomise_batch_norm(model, generator)
-    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
-
-    x = torch.randn([2] + input_shape, generator=generator)
-    target = torch.randint(0, CLASSES, (2,), generator=generator)
-
+def run(model, x, target):
+    """Evaluation-mode logits, then the training-mode loss and gradients (dropout off)."""
     model.eval()
     with torch.no_grad():
         logits = model(x)
-
     # Training mode without dropout: BatchNorm on batch statistics, everything deterministic.
     model.train()
     for m in model.modules():
@@ -154,25 +152,61 @@ def write_fixture(out_dir, name, make, input_shape, meta, seed):
     main = out.logits if hasattr(out, "logits") else out
     loss = F.cross_entropy(main, target)
     loss.backward()
-    grads = {
-        f"grad.{k}": p.grad.detach().contiguous()
-        for k, p in model.named_parameters()
-        if p.grad is not None
+    grads = {k: p.grad.detach() for k, p in model.named_parameters() if p.grad is not None}
+    return logits, loss.detach(), grads
+
+
+def relative(ours, exact):
+    return ((ours.double() - exact).norm() / exact.norm().clamp_min(1e-300)).item()
+
+
+def write_fixture(out_dir, name, make, input_shape, meta, seed):
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = make().float()
+    randomise_batch_norm(model, generator)
+    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    x = torch.randn([2] + input_shape, generator=generator)
+    target = torch.randint(0, CLASSES, (2,), generator=generator)
+
+    # The reference is computed in float64 from the float32 weights and input: the exact answer
+    # for the stored numbers, up to f64 rounding. Deep networks in training mode can be badly
+    # conditioned (gradients growing layer by layer, pre-activations a hair from a ReLU kink,
+    # BatchNorm over 2 values on a 1 x 1 map), so that PyTorch's own float32 result misses the
+    # exact one by more than the tolerances; how far it misses is stored too.
+    exact_model = copy.deepcopy(model).double()
+    logits, loss, grads = run(exact_model, x.double(), target)
+    logits32, loss32, grads32 = run(model, x, target)
+    torch_error = {
+        "torch_f32_logits_error": (logits32.double() - logits).abs().max().item()
+        / logits.abs().max().item(),
+        "torch_f32_loss_error": abs(loss32.item() - loss.item()) / abs(loss.item()),
     }
+    grad_errors = {f"grad.{k}": f"{relative(grads32[k], g):.6e}" for k, g in grads.items()}
 
     directory = os.path.join(out_dir, name)
     os.makedirs(directory, exist_ok=True)
-    metadata = {"model": name, "seed": str(seed)}
+    metadata = {"model": name, "seed": str(seed), "reference": "float64"}
     metadata.update(meta)
+    metadata.update({k: f"{v:.6e}" for k, v in torch_error.items()})
     save_file(state, os.path.join(directory, "weights.safetensors"))
     save_file(
-        {"input": x, "target": target, "logits": logits, "loss": loss.detach().reshape(1)},
+        {"input": x, "target": target, "logits": logits.float(),
+         "loss": loss.float().reshape(1)},
         os.path.join(directory, "io.safetensors"),
         metadata=metadata,
     )
-    save_file(grads, os.path.join(directory, "grads.safetensors"))
+    save_file(
+        {f"grad.{k}": g.float().contiguous() for k, g in grads.items()},
+        os.path.join(directory, "grads.safetensors"),
+        metadata=grad_errors,
+    )
+    worst = max(grad_errors.items(), key=lambda kv: float(kv[1]))
     print(f"{name}: input {list(x.shape)}, |logits| max {logits.abs().max():.4g}, "
-          f"loss {loss.item():.6f}, {len(grads)} gradients", flush=True)
+          f"loss {loss.item():.6f}, {len(grads)} gradients; PyTorch float32 against float64: "
+          f"logits {torch_error['torch_f32_logits_error']:.2e}, "
+          f"loss {torch_error['torch_f32_loss_error']:.2e}, worst gradient {worst[1]} "
+          f"({worst[0]})", flush=True)
 
 
 def main():
