@@ -1,6 +1,9 @@
 //! The `convgrad` command line: explore the zoo, compare convolutions, train and run models.
 
 mod compare;
+mod gradients;
+mod infer;
+mod predict;
 mod train;
 mod zoo;
 
@@ -34,6 +37,15 @@ enum Command {
     Train(train::TrainArgs),
     /// Test accuracy and confusion matrix of a trained checkpoint.
     Eval(train::EvalArgs),
+    /// Run a model with torchvision weights on a batch from a safetensors file (evaluation
+    /// mode): `input` [N, C, H, W] in, `logits` [N, classes] out.
+    Infer(infer::InferArgs),
+    /// One training-mode forward and backward with torchvision weights (batch statistics, no
+    /// dropout, mean cross-entropy of the main output): gradient norms per layer, and
+    /// optionally every gradient written to safetensors.
+    Gradients(gradients::GradientsArgs),
+    /// Classify PNG/JPEG images with ImageNet weights: top-5 classes with probabilities.
+    Predict(predict::PredictArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +57,9 @@ fn main() -> ExitCode {
         Command::CompareConv(args) => compare::run(&args),
         Command::Train(args) => train::run_train(&args),
         Command::Eval(args) => train::run_eval(&args),
+        Command::Infer(args) => infer::run(&args),
+        Command::Gradients(args) => gradients::run(&args),
+        Command::Predict(args) => predict::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
