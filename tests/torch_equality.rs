@@ -11,9 +11,11 @@
 //! answer for those numbers. Random deep networks in training mode can be so badly conditioned
 //! (gradients that grow layer by layer, pre-activations a hair from a ReLU kink, BatchNorm over
 //! two values on a 1 x 1 map) that PyTorch's own float32 result misses the exact one by more than
-//! these tolerances; the fixtures record by how much, and a quantity passes when convgrad is
-//! within the tolerance *or* no further from exact than twice PyTorch's own float32 error. The
-//! report prints both, so a model that passes only by the second rule is plain to see.
+//! these tolerances; the fixtures record by how much. A quantity passes when convgrad is within
+//! the tolerance *or* within `TORCH_FACTOR` times PyTorch's own float32 error (for gradients,
+//! the worst over the model: rounding differences, once amplified, spread through every layer
+//! below, so which parameter comes out worst is itself chance). The report prints both, so a
+//! model that passes only by the second rule is plain to see.
 //!
 //! The small configurations in `tests/fixtures/torch/` are checked always. Full-size models
 //! (batch 2 at 64 x 64, 96 x 96 for Inception-v3, 10 classes) are checked when
@@ -26,7 +28,7 @@
 
 use std::path::{Path, PathBuf};
 
-use convgrad::graph::Graph;
+use convgrad::graph::{Graph, ParamStore};
 use convgrad::io::read_safetensors;
 use convgrad::models::weights::Weights;
 use convgrad::models::{self, ModelConfig};
@@ -36,6 +38,8 @@ use convgrad::{Rng, Tape, Tensor};
 const LOGITS_TOLERANCE: f64 = 1e-3;
 const LOSS_TOLERANCE: f64 = 1e-4;
 const GRADIENT_TOLERANCE: f64 = 1e-3;
+/// How much further from exact than PyTorch's own float32 result convgrad's may be.
+const TORCH_FACTOR: f64 = 4.0;
 
 /// The worst errors found for one model.
 #[derive(Debug)]
@@ -46,7 +50,7 @@ struct Report {
     gradient: f64,
     worst_gradient: String,
     /// PyTorch float32's own errors against the float64 reference, for the same quantities
-    /// (the gradient one is for the parameter named in `worst_gradient`).
+    /// (for gradients, its worst over the model).
     torch_logits: f64,
     torch_loss: f64,
     torch_gradient: f64,
@@ -106,6 +110,11 @@ fn build(io: &convgrad::io::NamedTensors, input: &Tensor, classes: usize) -> Gra
 
 /// Runs one fixture directory and measures every error.
 fn check(dir: &Path) -> Report {
+    check_tweaked(dir, &|_| {})
+}
+
+/// [`check`], with the weights changed by `tweak` after loading (for the negative control).
+fn check_tweaked(dir: &Path, tweak: &dyn Fn(&mut ParamStore)) -> Report {
     let name = dir.file_name().unwrap().to_string_lossy().to_string();
     let mut io = read_safetensors(dir.join("io.safetensors")).unwrap();
     let input = io.take("input").expect("io has input");
@@ -119,9 +128,10 @@ fn check(dir: &Path) -> Report {
     let torch_logits = io.take("logits").expect("io has logits");
     let torch_loss = io.take("loss").expect("io has loss").data()[0] as f64;
     let graph = build(&io, &input, torch_logits.shape()[1]);
-    let store = Weights::read(dir.join("weights.safetensors"))
+    let mut store = Weights::read(dir.join("weights.safetensors"))
         .and_then(|w| w.store_for(&graph))
         .unwrap_or_else(|e| panic!("{name}: {e}"));
+    tweak(&mut store);
 
     // Evaluation mode.
     let logits = graph.forward(&store, &input).unwrap();
@@ -150,7 +160,7 @@ fn check(dir: &Path) -> Report {
     };
     let torch_logits = torch_error(&io.metadata, "torch_f32_logits_error");
     let torch_loss_error = torch_error(&io.metadata, "torch_f32_loss_error");
-    let allowed = |tolerance: f64, torch: f64| tolerance.max(2.0 * torch);
+    let allowed = |tolerance: f64, torch: f64| tolerance.max(TORCH_FACTOR * torch);
     let mut report = Report {
         name: name.clone(),
         logits: logits_error,
@@ -170,6 +180,15 @@ fn check(dir: &Path) -> Report {
         .tensors
         .iter()
         .fold(0f64, |m, (_, g)| m.max(norm(g.data())));
+    // A gradient is null when it is zero in exact arithmetic (below 1e-6 of the largest): a
+    // bias right before a training-mode BatchNorm, a channel that no sample activates.
+    let is_null = |g: &Tensor| norm(g.data()) < 1e-6 * largest_norm;
+    report.torch_gradient = torch_grads
+        .tensors
+        .iter()
+        .filter(|(_, g)| !is_null(g))
+        .map(|(name, _)| torch_error(&torch_grads.metadata, name))
+        .fold(0.0, f64::max);
     for (i, (param, kind)) in store.names().iter().zip(store.kinds()).enumerate() {
         if *kind != ParamKind::Trainable {
             continue;
@@ -191,9 +210,9 @@ fn check(dir: &Path) -> Report {
             .map(|(a, b)| a - b)
             .collect();
         let theirs_norm = norm(theirs.data());
-        // A bias followed by a training-mode BatchNorm has gradient exactly zero; both sides
-        // hold only rounding noise there, so measure against the model's gradient scale.
-        let null = theirs_norm < 1e-6 * largest_norm;
+        // Both sides hold only rounding noise in a null gradient: measure it against the
+        // model's gradient scale instead of its own.
+        let null = is_null(&theirs);
         report.null_gradients += usize::from(null);
         let denominator = if null { largest_norm } else { theirs_norm };
         let error = norm(&difference) / denominator;
@@ -208,13 +227,13 @@ fn check(dir: &Path) -> Report {
             );
         }
         report.gradients += 1;
+        let model_allowance = if null { 0.0 } else { report.torch_gradient };
         report.worst_ratio = report
             .worst_ratio
-            .max(error / allowed(GRADIENT_TOLERANCE, torch));
+            .max(error / allowed(GRADIENT_TOLERANCE, model_allowance));
         if error >= report.gradient {
             report.gradient = error;
             report.worst_gradient = param.clone();
-            report.torch_gradient = torch;
         }
     }
     let left: Vec<&String> = torch_grads.tensors.iter().map(|(n, _)| n).collect();
@@ -226,8 +245,9 @@ fn check_all(dirs: Vec<PathBuf>) {
     assert!(!dirs.is_empty(), "no fixtures found");
     let mut failures = Vec::new();
     println!(
-        "errors against float64 PyTorch (in brackets: PyTorch float32's own); verdict: \
-         'strict' within issue 6's tolerances, 'as torch' only within twice PyTorch float32's error"
+        "errors against float64 PyTorch (in brackets: PyTorch float32's own; for gradients its \
+         worst); verdict: 'strict' within issue 6's tolerances, 'as torch' only within \
+         {TORCH_FACTOR} times PyTorch float32's error"
     );
     println!(
         "{:<20} {:>22} {:>22} {:>22}  {:<8} worst gradient (of n; null)",
@@ -273,6 +293,18 @@ fn fixture_dirs(root: &Path) -> Vec<PathBuf> {
 fn small_models_compute_what_pytorch_computes() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch");
     check_all(fixture_dirs(&root));
+}
+
+#[test]
+fn a_slightly_wrong_weight_fails_the_comparison() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch/lenet5");
+    assert!(check(&dir).strict());
+    // One weight of 2,400 in conv2 off by 10%.
+    let report = check_tweaked(&dir, &|store| {
+        let position = store.names().iter().position(|n| n == "conv2.weight").unwrap();
+        store.tensors_mut()[position].data_mut()[0] *= 1.1;
+    });
+    assert!(!report.passes(), "{report:?}");
 }
 
 #[test]
