@@ -198,7 +198,10 @@ fn check_tweaked(dir: &Path, tweak: &dyn Fn(&mut ParamStore)) -> Report {
             // PyTorch gave this parameter no gradient (an auxiliary head, off the main loss):
             // neither may convgrad.
             let stray = ours.map_or(0.0, |g| norm(g.data()));
-            assert!(stray == 0.0, "{name}: {param} has a gradient PyTorch has not");
+            assert!(
+                stray == 0.0,
+                "{name}: {param} has a gradient PyTorch has not"
+            );
             continue;
         };
         let ours = ours.unwrap_or_else(|| panic!("{name}: {param} got no gradient"));
@@ -237,7 +240,10 @@ fn check_tweaked(dir: &Path, tweak: &dyn Fn(&mut ParamStore)) -> Report {
         }
     }
     let left: Vec<&String> = torch_grads.tensors.iter().map(|(n, _)| n).collect();
-    assert!(left.is_empty(), "{name}: PyTorch gradients for unknown parameters {left:?}");
+    assert!(
+        left.is_empty(),
+        "{name}: PyTorch gradients for unknown parameters {left:?}"
+    );
     report
 }
 
@@ -301,7 +307,11 @@ fn a_slightly_wrong_weight_fails_the_comparison() {
     assert!(check(&dir).strict());
     // One weight of 2,400 in conv2 off by 10%.
     let report = check_tweaked(&dir, &|store| {
-        let position = store.names().iter().position(|n| n == "conv2.weight").unwrap();
+        let position = store
+            .names()
+            .iter()
+            .position(|n| n == "conv2.weight")
+            .unwrap();
         store.tensors_mut()[position].data_mut()[0] *= 1.1;
     });
     assert!(!report.passes(), "{report:?}");

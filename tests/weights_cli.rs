@@ -49,11 +49,21 @@ fn infer_writes_pytorchs_logits() {
     let output = dir.join("logits.safetensors");
     let (weights, io) = (fixture("weights.safetensors"), fixture("io.safetensors"));
     let args = [
-        "infer", "lenet5", "--weights", path(&weights), "--input", path(&io), "--output",
+        "infer",
+        "lenet5",
+        "--weights",
+        path(&weights),
+        "--input",
+        path(&io),
+        "--output",
         path(&output),
     ];
     let out = convgrad(&args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ours = read_safetensors(&output).unwrap();
     let theirs = read_safetensors(&io).unwrap();
     let (ours, theirs) = (ours.get("logits").unwrap(), theirs.get("logits").unwrap());
@@ -69,11 +79,21 @@ fn gradients_prints_a_table_and_writes_pytorchs_gradients() {
     let output = dir.join("grads.safetensors");
     let (weights, io) = (fixture("weights.safetensors"), fixture("io.safetensors"));
     let args = [
-        "gradients", "lenet5", "--weights", path(&weights), "--input", path(&io), "--output",
+        "gradients",
+        "lenet5",
+        "--weights",
+        path(&weights),
+        "--input",
+        path(&io),
+        "--output",
         path(&output),
     ];
     let out = convgrad(&args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let table = String::from_utf8_lossy(&out.stdout);
     for layer in ["conv1", "conv2", "fc1", "fc2", "fc3"] {
         assert!(table.lines().any(|l| l.starts_with(layer)), "{table}");
@@ -82,10 +102,15 @@ fn gradients_prints_a_table_and_writes_pytorchs_gradients() {
     let theirs = read_safetensors(fixture("grads.safetensors")).unwrap();
     let expected_loss = read_safetensors(&io).unwrap().get("loss").unwrap().data()[0];
     let loss = ours.get("loss").unwrap().data()[0];
-    assert!((loss - expected_loss).abs() <= 1e-5 * expected_loss, "{loss} {expected_loss}");
+    assert!(
+        (loss - expected_loss).abs() <= 1e-5 * expected_loss,
+        "{loss} {expected_loss}"
+    );
     assert_eq!(ours.tensors.len(), theirs.tensors.len() + 1);
     for (name, grad) in &theirs.tensors {
-        let mine = ours.get(name).unwrap_or_else(|| panic!("{name} not written"));
+        let mine = ours
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} not written"));
         let scale = grad.data().iter().fold(0f32, |m, v| m.max(v.abs()));
         assert!(mine.max_abs_diff(grad).unwrap() <= 1e-4 * scale, "{name}");
     }
@@ -100,14 +125,29 @@ fn wrong_files_are_errors_that_say_what_was_expected_and_found() {
 
     // The weights file given as the input.
     let err = fails(&[
-        "infer", "lenet5", "--weights", path(&weights), "--input", path(&weights), "--output",
+        "infer",
+        "lenet5",
+        "--weights",
+        path(&weights),
+        "--input",
+        path(&weights),
+        "--output",
         path(&out),
     ]);
-    assert!(err.contains("no tensor 'input' (expected [N, C, H, W]); found conv1"), "{err}");
+    assert!(
+        err.contains("no tensor 'input' (expected [N, C, H, W]); found conv1"),
+        "{err}"
+    );
 
     // Weights of another model.
     let err = fails(&[
-        "infer", "resnet18", "--weights", path(&weights), "--input", path(&io), "--output",
+        "infer",
+        "resnet18",
+        "--weights",
+        path(&weights),
+        "--input",
+        path(&io),
+        "--output",
         path(&out),
     ]);
     assert!(err.contains("these look like weights for lenet5"), "{err}");
@@ -117,30 +157,70 @@ fn wrong_files_are_errors_that_say_what_was_expected_and_found() {
     let truncated = dir.join("truncated.safetensors");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let err = fails(&[
-        "infer", "lenet5", "--weights", path(&truncated), "--input", path(&io), "--output",
+        "infer",
+        "lenet5",
+        "--weights",
+        path(&truncated),
+        "--input",
+        path(&io),
+        "--output",
         path(&out),
     ]);
     assert!(err.contains("truncated: its header describes"), "{err}");
 
     // A class count that the weights do not have.
     let err = fails(&[
-        "infer", "lenet5", "--weights", path(&weights), "--input", path(&io), "--output",
-        path(&out), "--classes", "1000",
+        "infer",
+        "lenet5",
+        "--weights",
+        path(&weights),
+        "--input",
+        path(&io),
+        "--output",
+        path(&out),
+        "--classes",
+        "1000",
     ]);
-    assert!(err.contains("--classes 1000 was asked for, but these weights have 10"), "{err}");
+    assert!(
+        err.contains("--classes 1000 was asked for, but these weights have 10"),
+        "{err}"
+    );
 
     // gradients with an input but no targets, then with a target that is not a class.
     let input = read_safetensors(&io).unwrap().get("input").unwrap().clone();
     let no_target = dir.join("no_target.safetensors");
     let named = [("input".to_string(), &input)];
     write_safetensors(&no_target, &named, &HashMap::new()).unwrap();
-    let err = fails(&["gradients", "lenet5", "--weights", path(&weights), "--input", path(&no_target)]);
-    assert!(err.contains("no tensor 'target' (expected [2] class indices)"), "{err}");
+    let err = fails(&[
+        "gradients",
+        "lenet5",
+        "--weights",
+        path(&weights),
+        "--input",
+        path(&no_target),
+    ]);
+    assert!(
+        err.contains("no tensor 'target' (expected [2] class indices)"),
+        "{err}"
+    );
     let target = Tensor::from_vec(vec![3.0, 10.0], &[2]).unwrap();
-    let named = [("input".to_string(), &input), ("target".to_string(), &target)];
+    let named = [
+        ("input".to_string(), &input),
+        ("target".to_string(), &target),
+    ];
     write_safetensors(&no_target, &named, &HashMap::new()).unwrap();
-    let err = fails(&["gradients", "lenet5", "--weights", path(&weights), "--input", path(&no_target)]);
-    assert!(err.contains("'target' holds 10, not a class index in 0..10"), "{err}");
+    let err = fails(&[
+        "gradients",
+        "lenet5",
+        "--weights",
+        path(&weights),
+        "--input",
+        path(&no_target),
+    ]);
+    assert!(
+        err.contains("'target' holds 10, not a class index in 0..10"),
+        "{err}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -158,15 +238,40 @@ fn predict_prints_the_top_classes_of_each_image() {
     image::RgbImage::from_fn(120, 260, |x, y| image::Rgb([200, x as u8, y as u8]))
         .save(&tall)
         .unwrap();
-    let out = convgrad(&["predict", "mobilenet_v2", "--weights", path(&weights), path(&wide), path(&tall)]);
+    let out = convgrad(&[
+        "predict",
+        "mobilenet_v2",
+        "--weights",
+        path(&weights),
+        path(&wide),
+        path(&tall),
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(stdout.lines().count(), 2 * 6, "{stdout}");
-    assert!(stdout.lines().nth(1).unwrap().trim_start().starts_with("1. "), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim_start()
+            .starts_with("1. "),
+        "{stdout}"
+    );
 
     let not_an_image = dir.join("notes.png");
     std::fs::write(&not_an_image, b"hello").unwrap();
-    let err = fails(&["predict", "mobilenet_v2", "--weights", path(&weights), path(&not_an_image)]);
+    let err = fails(&[
+        "predict",
+        "mobilenet_v2",
+        "--weights",
+        path(&weights),
+        path(&not_an_image),
+    ]);
     assert!(err.contains("cannot decode the image"), "{err}");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -298,7 +298,10 @@ mod tests {
         lying.extend_from_slice(b"{}");
         fs::write(&path, &lying).unwrap();
         let err = read_safetensors(&path).unwrap_err().to_string();
-        assert!(err.contains("its header claims 9223372036854775807 bytes but only 2 follow"), "{err}");
+        assert!(
+            err.contains("its header claims 9223372036854775807 bytes but only 2 follow"),
+            "{err}"
+        );
         // A well-formed header whose one tensor claims 4 GB of data the file does not have.
         let header = br#"{"a":{"dtype":"F32","shape":[1073741824],"data_offsets":[0,4294967296]}}"#;
         let mut lying = (header.len() as u64).to_le_bytes().to_vec();
@@ -306,7 +309,10 @@ mod tests {
         lying.extend_from_slice(&[0; 16]);
         fs::write(&path, &lying).unwrap();
         let err = read_safetensors(&path).unwrap_err().to_string();
-        assert!(err.contains("describes 4294967296 bytes of tensor data, but the file holds only 16"), "{err}");
+        assert!(
+            err.contains("describes 4294967296 bytes of tensor data, but the file holds only 16"),
+            "{err}"
+        );
         fs::write(&path, b"abc").unwrap();
         assert!(read_safetensors(&path).is_err());
         let err = read_safetensors(path.with_file_name("missing.safetensors")).unwrap_err();

@@ -67,7 +67,11 @@ fn make_divisible(v: f64) -> usize {
 
 /// MobileNetV2 with torchvision's `width_mult`: every layer's channels scaled and rounded to a
 /// multiple of 8, the last 1x1 convolution never narrower than 1280.
-pub fn mobilenet_v2_width(width_mult: f64, config: &ModelConfig, input: [usize; 3]) -> Result<Graph> {
+pub fn mobilenet_v2_width(
+    width_mult: f64,
+    config: &ModelConfig,
+    input: [usize; 3],
+) -> Result<Graph> {
     let (mut b, x) = GraphBuilder::new("mobilenet_v2", &input);
     let stem = Conv2d::new(0, make_divisible(32.0 * width_mult), 3)
         .stride(2)

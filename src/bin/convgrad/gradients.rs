@@ -35,7 +35,11 @@ pub struct GradientsArgs {
 }
 
 fn norm(t: &Tensor) -> f64 {
-    t.data().iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt()
+    t.data()
+        .iter()
+        .map(|&v| (v as f64).powi(2))
+        .sum::<f64>()
+        .sqrt()
 }
 
 pub fn run(args: &GradientsArgs) -> convgrad::Result<()> {

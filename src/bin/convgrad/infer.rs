@@ -70,7 +70,10 @@ pub fn read_batch(path: &Path) -> convgrad::Result<(NamedTensors, Tensor)> {
         ));
     }
     if !input.all_finite() {
-        return Err(format_error(path, "'input' holds NaN or infinite values".into()));
+        return Err(format_error(
+            path,
+            "'input' holds NaN or infinite values".into(),
+        ));
     }
     Ok((file, input))
 }
