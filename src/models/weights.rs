@@ -352,7 +352,7 @@ mod tests {
             err.contains("conv1.weight: missing (expected [64, 3, 7, 7])"),
             "{err}"
         );
-        assert!(err.contains("unexpected tensor"), "{err}");
+        assert!(err.contains("364 problem(s)"), "{err}"); // 102 missing, 262 unexpected
         assert!(
             err.contains(
                 "these look like weights for mobilenet_v2 (found 262 tensors), not resnet18"
