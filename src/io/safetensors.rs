@@ -89,6 +89,68 @@ fn to_f32(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Vec<f32>> {
     })
 }
 
+/// Says what a truncated or padded file should have held, before the `safetensors` crate parses
+/// it: the first 8 bytes give the header's length, and the largest `data_offsets` end in the
+/// header gives the data's length. Errors only; a file that passes still goes through the
+/// crate's full validation.
+fn check_lengths(path: &Path, bytes: &[u8]) -> Result<()> {
+    let file_len = bytes.len();
+    let Some(length_bytes) = bytes.get(..8) else {
+        return Err(format_error(
+            path,
+            format!(
+                "not a valid safetensors file: it is {file_len} bytes long, shorter than the \
+                 8-byte header length every safetensors file starts with"
+            ),
+        ));
+    };
+    let header_len = u64::from_le_bytes(length_bytes.try_into().expect("8 bytes"));
+    let after_length = (file_len - 8) as u64;
+    if header_len > after_length {
+        return Err(format_error(
+            path,
+            format!(
+                "not a valid safetensors file: its header claims {header_len} bytes but only \
+                 {after_length} follow the length (truncated, or not a safetensors file)"
+            ),
+        ));
+    }
+    let header = &bytes[8..8 + header_len as usize];
+    let Some(data_len) = declared_data_len(header) else {
+        return Ok(()); // not parseable here: the crate's own error will say why
+    };
+    let held = after_length - header_len;
+    if data_len > held {
+        return Err(format_error(
+            path,
+            format!(
+                "truncated: its header describes {data_len} bytes of tensor data, but the file \
+                 holds only {held} ({file_len} bytes in all)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The largest `data_offsets` end in a safetensors JSON header (`None` if there is none or the
+/// header is not text).
+fn declared_data_len(header: &[u8]) -> Option<u64> {
+    let text: String = std::str::from_utf8(header)
+        .ok()?
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let key = "\"data_offsets\":[";
+    text.match_indices(key)
+        .filter_map(|(at, _)| {
+            let rest = &text[at + key.len()..];
+            let pair = &rest[..rest.find(']')?];
+            let (_, end) = pair.split_once(',')?;
+            end.parse::<u64>().ok()
+        })
+        .max()
+}
+
 /// Reads every tensor of a safetensors file as f32.
 pub fn read_safetensors(path: impl AsRef<Path>) -> Result<NamedTensors> {
     let path = path.as_ref();
@@ -96,6 +158,7 @@ pub fn read_safetensors(path: impl AsRef<Path>) -> Result<NamedTensors> {
         path: path.to_path_buf(),
         source,
     })?;
+    check_lengths(path, &bytes)?;
     let (_, metadata) = SafeTensors::read_metadata(&bytes)
         .map_err(|e| format_error(path, format!("not a valid safetensors file: {e}")))?;
     let file = SafeTensors::deserialize(&bytes)
@@ -226,12 +289,30 @@ mod tests {
         let bytes = fs::read(&path).unwrap();
         fs::write(&path, &bytes[..bytes.len() - 10]).unwrap();
         let err = read_safetensors(&path).unwrap_err().to_string();
-        assert!(err.contains("not a valid safetensors file"), "{err}");
+        assert!(
+            err.contains("truncated: its header describes 1024 bytes of tensor data, but the file holds only 1014"),
+            "{err}"
+        );
         // A header that claims an enormous length.
         let mut lying = (u64::MAX / 2).to_le_bytes().to_vec();
         lying.extend_from_slice(b"{}");
         fs::write(&path, &lying).unwrap();
-        assert!(read_safetensors(&path).is_err());
+        let err = read_safetensors(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("its header claims 9223372036854775807 bytes but only 2 follow"),
+            "{err}"
+        );
+        // A well-formed header whose one tensor claims 4 GB of data the file does not have.
+        let header = br#"{"a":{"dtype":"F32","shape":[1073741824],"data_offsets":[0,4294967296]}}"#;
+        let mut lying = (header.len() as u64).to_le_bytes().to_vec();
+        lying.extend_from_slice(header);
+        lying.extend_from_slice(&[0; 16]);
+        fs::write(&path, &lying).unwrap();
+        let err = read_safetensors(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("describes 4294967296 bytes of tensor data, but the file holds only 16"),
+            "{err}"
+        );
         fs::write(&path, b"abc").unwrap();
         assert!(read_safetensors(&path).is_err());
         let err = read_safetensors(path.with_file_name("missing.safetensors")).unwrap_err();

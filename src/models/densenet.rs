@@ -64,7 +64,7 @@ pub fn densenet201(config: &ModelConfig, input: [usize; 3]) -> Result<Graph> {
 }
 
 /// Stem, four dense blocks with transitions between them, and the classifier.
-fn densenet(
+pub(super) fn densenet(
     name: &str,
     growth_rate: usize,
     stem_channels: usize,

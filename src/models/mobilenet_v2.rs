@@ -51,19 +51,43 @@ const BOTTLENECKS: [(usize, usize, usize, usize); 7] = [
 
 /// MobileNetV2 (width 1.0) with torchvision's names (any input of at least 1 x 1 works).
 pub fn mobilenet_v2(config: &ModelConfig, input: [usize; 3]) -> Result<Graph> {
+    mobilenet_v2_width(1.0, config, input)
+}
+
+/// torchvision's `_make_divisible(v, 8)`: the nearest multiple of 8, at least 8, and never more
+/// than 10% below `v`.
+fn make_divisible(v: f64) -> usize {
+    let rounded = (((v + 4.0) as usize) / 8 * 8).max(8);
+    if (rounded as f64) < 0.9 * v {
+        rounded + 8
+    } else {
+        rounded
+    }
+}
+
+/// MobileNetV2 with torchvision's `width_mult`: every layer's channels scaled and rounded to a
+/// multiple of 8, the last 1x1 convolution never narrower than 1280.
+pub fn mobilenet_v2_width(
+    width_mult: f64,
+    config: &ModelConfig,
+    input: [usize; 3],
+) -> Result<Graph> {
     let (mut b, x) = GraphBuilder::new("mobilenet_v2", &input);
-    let stem = Conv2d::new(0, 32, 3).stride(2).padding(1);
+    let stem = Conv2d::new(0, make_divisible(32.0 * width_mult), 3)
+        .stride(2)
+        .padding(1);
     let mut x = conv_bn_relu6(&mut b, "features.0", x, stem)?;
     let mut index = 1;
     for (expansion, out_channels, blocks, stride) in BOTTLENECKS {
         for i in 0..blocks {
             let stride = if i == 0 { stride } else { 1 };
             let name = format!("features.{index}");
+            let out_channels = make_divisible(out_channels as f64 * width_mult);
             x = inverted_residual(&mut b, &name, x, out_channels, stride, expansion)?;
             index += 1;
         }
     }
-    let last = Conv2d::pointwise(0, 1280);
+    let last = Conv2d::pointwise(0, make_divisible(1280.0 * width_mult.max(1.0)));
     let x = conv_bn_relu6(&mut b, &format!("features.{index}"), x, last)?;
     let x = b.global_avg_pool("avgpool", x)?;
     let x = b.dropout("classifier.0", x, 0.2)?;

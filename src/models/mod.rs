@@ -19,6 +19,7 @@ mod mobilenet_v1;
 mod mobilenet_v2;
 mod resnet;
 mod vgg;
+pub mod weights;
 mod xception;
 
 use crate::error::{Error, Result};
@@ -154,4 +155,45 @@ pub fn build(name: &str, num_classes: usize) -> Result<Graph> {
 /// Builds a model of the zoo with a full configuration.
 pub fn build_with(name: &str, config: &ModelConfig) -> Result<Graph> {
     info(name)?.build(config)
+}
+
+fn standard_input(name: &str, config: &ModelConfig) -> Result<[usize; 3]> {
+    let info = info(name)?;
+    let input = config.input.unwrap_or(info.standard_input);
+    if input[1] < info.min_size || input[2] < info.min_size || config.num_classes == 0 {
+        // The registry's checks say what is wrong.
+        info.build(config)?;
+    }
+    Ok(input)
+}
+
+/// A DenseNet of any size, as torchvision's `DenseNet(growth_rate, block_config,
+/// num_init_features)` builds it (`densenet121` is `densenet(32, [6, 12, 24, 16], 64, ..)`).
+pub fn densenet(
+    growth_rate: usize,
+    block_config: [usize; 4],
+    num_init_features: usize,
+    config: &ModelConfig,
+) -> Result<Graph> {
+    let input = standard_input("densenet121", config)?;
+    densenet::densenet(
+        "densenet",
+        growth_rate,
+        num_init_features,
+        block_config,
+        config,
+        input,
+    )
+}
+
+/// MobileNetV2 with torchvision's `width_mult` (`mobilenet_v2(width_mult=0.5)`).
+pub fn mobilenet_v2_width(width_mult: f64, config: &ModelConfig) -> Result<Graph> {
+    if !(width_mult > 0.0 && width_mult.is_finite()) {
+        return Err(Error::invalid(
+            "mobilenet_v2",
+            format!("width_mult must be a positive number, got {width_mult}"),
+        ));
+    }
+    let input = standard_input("mobilenet_v2", config)?;
+    mobilenet_v2::mobilenet_v2_width(width_mult, config, input)
 }

@@ -2,6 +2,9 @@
 
 mod bench;
 mod compare;
+mod gradients;
+mod infer;
+mod predict;
 mod train;
 mod zoo;
 
@@ -37,6 +40,15 @@ enum Command {
     Eval(train::EvalArgs),
     /// Training and inference images per second and peak memory on random data.
     Bench(bench::BenchArgs),
+    /// Run a model with torchvision weights on a batch from a safetensors file (evaluation
+    /// mode): `input` [N, C, H, W] in, `logits` [N, classes] out.
+    Infer(infer::InferArgs),
+    /// One training-mode forward and backward with torchvision weights (batch statistics, no
+    /// dropout, mean cross-entropy of the main output): gradient norms per layer, and
+    /// optionally every gradient written to safetensors.
+    Gradients(gradients::GradientsArgs),
+    /// Classify PNG/JPEG images with ImageNet weights: top-5 classes with probabilities.
+    Predict(predict::PredictArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +61,9 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run_train(&args),
         Command::Eval(args) => train::run_eval(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Infer(args) => infer::run(&args),
+        Command::Gradients(args) => gradients::run(&args),
+        Command::Predict(args) => predict::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
