@@ -8,6 +8,8 @@
 #[derive(Clone, Debug, PartialEq)]
 pub struct Training {
     pub model: String,
+    /// The flags after the model beyond `--epochs N` (`"--crop-padding 2 --flip"`), or empty.
+    pub flags: String,
     pub epochs: usize,
     /// Test accuracy after the last epoch, in percent, as printed (`"92.48"`).
     pub final_test_accuracy: String,
@@ -106,9 +108,20 @@ pub fn trainings(benchmarks: &str) -> Result<Vec<Training>, String> {
     for (heading, body) in sections(benchmarks, wanted) {
         // A section without a `convgrad train` command records something else (a baseline
         // trained by an example, say): not a zoo model's run.
-        let Some(model) = body.lines().find_map(|line| {
+        let Some((model, flags)) = body.lines().find_map(|line| {
             let after = line.split("-- train ").nth(1)?;
-            after.split_whitespace().next().map(str::to_string)
+            let command = after.split('#').next().unwrap_or(after);
+            let mut words = command.split_whitespace();
+            let model = words.next()?.to_string();
+            let mut flags = Vec::new();
+            while let Some(word) = words.next() {
+                if word == "--epochs" {
+                    words.next();
+                } else {
+                    flags.push(word);
+                }
+            }
+            Some((model, flags.join(" ")))
         }) else {
             continue;
         };
@@ -133,6 +146,7 @@ pub fn trainings(benchmarks: &str) -> Result<Vec<Training>, String> {
         number(&last[acc], "test accuracy", heading)?;
         out.push(Training {
             model,
+            flags,
             epochs: rows.len(),
             final_test_accuracy: last[acc].trim_end_matches('%').to_string(),
             median_epoch_seconds: median(seconds),

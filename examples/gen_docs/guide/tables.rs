@@ -169,7 +169,7 @@ fn measured<'a>(trainings: &'a [Training], model: &str) -> Option<&'a Training> 
 
 fn accuracy_cell(info: &ModelInfo, trainings: &[Training]) -> String {
     if info.min_size > FMNIST_INPUT[1] {
-        return format!("does not fit 28x28 (needs {0}x{0})", info.min_size);
+        return format!("not measured (needs `--resize {0}`)", info.min_size);
     }
     match measured(trainings, info.name) {
         Some(t) => format!("{}% ({} epochs)", t.final_test_accuracy, t.epochs),
@@ -648,7 +648,11 @@ fn benchmark_summary(trainings: &[Training], kernels: &[KernelCase]) -> String {
         let _ = writeln!(
             out,
             "| `{}` | {} | {}% | {} ({} img/s) |",
-            t.model,
+            if t.flags.is_empty() {
+                t.model.clone()
+            } else {
+                format!("{} {}", t.model, t.flags)
+            },
             t.epochs,
             t.final_test_accuracy,
             seconds(t.median_epoch_seconds),
