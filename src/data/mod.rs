@@ -67,7 +67,7 @@ mod mnist;
 pub(crate) mod testutil;
 
 pub use augment::{Augment, Normalize, SampleTransform};
-pub use cifar::{load_cifar10, CIFAR10_CLASSES};
+pub use cifar::{cifar10_from_bytes, load_cifar10, CIFAR10_CLASSES};
 pub use dataset::Dataset;
 pub use folder::load_image_folder;
 pub use idx::{idx_from_bytes, read_idx, IdxArray, MAX_IDX_BYTES};
