@@ -1,5 +1,7 @@
 //! The `convgrad` command line: explore the zoo, compare convolutions, train and run models.
 
+#[cfg(test)]
+mod cli_tests;
 mod compare;
 mod train;
 mod zoo;
