@@ -1,5 +1,6 @@
 //! Training: the loop (`trainer`), metrics, curves and checkpoints.
 
+pub mod atomic;
 mod checkpoint;
 mod curves;
 mod metrics;

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::atomic::write_atomic;
+use super::checkpoint::METRICS_KEY;
 use super::{curves_svg, from_csv, load_checkpoint, save_checkpoint, to_csv, EpochMetrics};
 use crate::data::{
     load_cifar10, load_fashion_mnist, load_image_folder, load_mnist, Augment, Dataset, Loader,
@@ -359,7 +361,37 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
     let curves_path = config.out_dir.join("curves.svg");
     let fingerprint = config.fingerprint();
 
-    let (mut store, mut history) = if config.resume {
+    let title = format!(
+        "{} on {}, {} (lr {}), batch {}, seed {}",
+        config.model,
+        config.dataset.name(),
+        config.optimizer.name(),
+        config.lr,
+        config.batch_size,
+        config.seed
+    );
+    // Writes metrics.csv and curves.svg unless they already hold exactly this history.
+    let write_history = |history: &[EpochMetrics]| -> Result<()> {
+        for (path, contents) in [
+            (&metrics_path, to_csv(history)),
+            (&curves_path, curves_svg(&title, history)),
+        ] {
+            if fs::read(path).ok().as_deref() != Some(contents.as_bytes()) {
+                write_atomic(path, contents.as_bytes())?;
+            }
+        }
+        Ok(())
+    };
+
+    let resumable = config.resume && checkpoint_path.exists();
+    if config.resume && !resumable {
+        // A run killed before its first checkpoint has nothing to resume: start it again.
+        observer.note(&format!(
+            "no checkpoint at {} yet: starting from epoch 1",
+            checkpoint_path.display()
+        ));
+    }
+    let (mut store, mut history) = if resumable {
         let checkpoint = load_checkpoint(&checkpoint_path)?;
         for (key, value) in &fingerprint {
             if checkpoint.metadata.get(key) != Some(value) {
@@ -376,18 +408,25 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
         let done = checkpoint.epoch(&checkpoint_path)?;
         let store = checkpoint.store_for(&graph)?;
         optimizer.load_state(&checkpoint.optimizer)?;
-        let text = fs::read_to_string(&metrics_path).map_err(|source| Error::Io {
-            path: metrics_path.clone(),
-            source,
-        })?;
-        let mut history = from_csv(&metrics_path, &text)?;
-        history.retain(|m| m.epoch <= done);
-        if history.len() != done {
+        let history = match checkpoint.history(&checkpoint_path)? {
+            Some(history) => history,
+            None => {
+                // A checkpoint without its history: take it from metrics.csv.
+                let text = fs::read_to_string(&metrics_path).map_err(|source| Error::Io {
+                    path: metrics_path.clone(),
+                    source,
+                })?;
+                let mut history = from_csv(&metrics_path, &text)?;
+                history.retain(|m| m.epoch <= done);
+                history
+            }
+        };
+        if history.len() != done || history.iter().enumerate().any(|(i, m)| m.epoch != i + 1) {
             return Err(Error::Format {
-                path: metrics_path.clone(),
+                path: checkpoint_path.clone(),
                 message: format!(
-                    "holds {} epochs but the checkpoint is after epoch {done}",
-                    history.len()
+                    "holds the metrics of epochs {:?} but was written after epoch {done}",
+                    history.iter().map(|m| m.epoch).collect::<Vec<_>>()
                 ),
             });
         }
@@ -395,6 +434,8 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
             "resuming after epoch {done} from {}",
             checkpoint_path.display()
         ));
+        // A run killed between the checkpoint and the other files left them one epoch behind.
+        write_history(&history)?;
         (store, history)
     } else {
         (
@@ -486,18 +527,10 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
         history.push(metrics);
         let mut metadata = fingerprint.clone();
         metadata.insert("convgrad.epoch".into(), epoch.to_string());
+        metadata.insert(METRICS_KEY.into(), to_csv(&history));
+        // The checkpoint's rename commits the epoch; the other files follow from it.
         save_checkpoint(&checkpoint_path, &store, &optimizer.state(), &metadata)?;
-        write_atomic(&metrics_path, to_csv(&history).as_bytes())?;
-        let title = format!(
-            "{} on {}, {} (lr {}), batch {}, seed {}",
-            config.model,
-            config.dataset.name(),
-            config.optimizer.name(),
-            config.lr,
-            config.batch_size,
-            config.seed
-        );
-        write_atomic(&curves_path, curves_svg(&title, &history).as_bytes())?;
+        write_history(&history)?;
         observer.epoch_finished(&metrics);
     }
     Ok(TrainReport {
@@ -506,13 +539,3 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
     })
 }
 
-/// Writes a small text file by way of a temporary file and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    fs::write(&tmp, bytes)
-        .and_then(|()| fs::rename(&tmp, path))
-        .map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })
-}
