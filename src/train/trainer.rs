@@ -13,6 +13,9 @@ use std::time::Instant;
 
 use super::atomic::write_atomic;
 use super::checkpoint::METRICS_KEY;
+use super::nonfinite::{
+    first_non_finite_parameter, forward_loss, locate_non_finite, non_finite, NonFiniteValue,
+};
 use super::{curves_svg, from_csv, load_checkpoint, save_checkpoint, to_csv, EpochMetrics};
 use crate::data::{
     load_cifar10, load_fashion_mnist, load_image_folder, load_mnist, Augment, Dataset, Loader,
@@ -21,9 +24,8 @@ use crate::data::{
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ParamStore};
 use crate::models::{self, ModelConfig};
-use crate::nn::Mode;
 use crate::optim::{trainable_grads, Adam, Optimizer, RmsProp, Schedule, Sgd};
-use crate::{Rng, Tape, Tensor};
+use crate::{Rng, Tensor};
 
 /// Where the images come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -462,34 +464,34 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
             let Some(batch) = batch_iter.next() else {
                 break;
             };
-            let mut tape = Tape::new();
-            let input = tape.input(batch.images);
-            let out = graph.forward_tape(
-                &mut tape,
+            // Kept to replay the step if a value turns out not to be finite.
+            let (images, rng_before) = (batch.images.clone(), dropout_rng.clone());
+            let (tape, out, loss) = forward_loss(
+                &graph,
                 &store,
-                input,
-                Mode::Train,
+                batch.images,
+                &batch.labels,
                 &mut dropout_rng,
-                true,
+                aux,
             )?;
-            let mut loss = tape.cross_entropy(out.output, &batch.labels)?;
-            for &aux_logits in &out.aux {
-                let aux_loss = tape.cross_entropy(aux_logits, &batch.labels)?;
-                let weighted = tape.scale(aux_loss, aux)?;
-                loss = tape.add(loss, weighted)?;
-            }
+            let global_step = history.len() * batches + step + 1;
+            let stop = |what: String, found: Option<NonFiniteValue>| {
+                non_finite_error(NonFiniteStop {
+                    what,
+                    epoch,
+                    step: global_step,
+                    batch: step + 1,
+                    batches,
+                    found,
+                    checkpoint: &checkpoint_path,
+                })
+            };
+            let locate = || {
+                locate_non_finite(&graph, &store, &images, &batch.labels, rng_before.clone(), aux)
+            };
             let loss_value = tape.value(loss)?.item()?;
             if !loss_value.is_finite() {
-                return Err(Error::invalid(
-                    "train",
-                    format!(
-                        "the loss became {loss_value} at epoch {epoch}, step {} (batch {} of {batches}); \
-                         training stopped. The last good checkpoint is kept: {}",
-                        history.len() * batches + step + 1,
-                        step + 1,
-                        if checkpoint_path.exists() { checkpoint_path.display().to_string() } else { "none yet".into() }
-                    ),
-                ));
+                return Err(stop(format!("the loss became {loss_value}"), locate()?));
             }
             let n = batch.labels.len();
             correct += correct_predictions(tape.value(out.output)?, &batch.labels);
@@ -497,7 +499,16 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
             seen += n;
             let mut grads = tape.backward(loss)?;
             let grads = trainable_grads(&kinds, &out.params, &mut grads)?;
+            if grads.iter().flatten().any(|g| non_finite(g).0 > 0) {
+                return Err(stop("a gradient became non-finite".into(), locate()?));
+            }
             optimizer.step(store.tensors_mut(), &grads)?;
+            if let Some(found) = first_non_finite_parameter(&store) {
+                return Err(stop(
+                    format!("the optimiser's update (lr {lr}) overflowed"),
+                    Some(found),
+                ));
+            }
             for (slot, value) in out.buffer_updates {
                 store.tensors_mut()[slot] = value;
             }
@@ -539,3 +550,51 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
     })
 }
 
+
+/// What [`non_finite_error`] reports.
+struct NonFiniteStop<'a> {
+    what: String,
+    epoch: usize,
+    step: usize,
+    batch: usize,
+    batches: usize,
+    found: Option<NonFiniteValue>,
+    checkpoint: &'a Path,
+}
+
+/// The error that stops training at the first NaN or infinity: what became non-finite, when,
+/// where it first appeared, and which checkpoint is left.
+fn non_finite_error(stop: NonFiniteStop<'_>) -> Error {
+    let NonFiniteStop {
+        what,
+        epoch,
+        step,
+        batch,
+        batches,
+        found,
+        checkpoint,
+    } = stop;
+    let (node, first) = match &found {
+        Some(found) => (
+            found.name.clone(),
+            format!("the first non-finite value is the {found}"),
+        ),
+        None => (
+            "unknown".to_string(),
+            "replaying the step node by node found no non-finite value".to_string(),
+        ),
+    };
+    let kept = if checkpoint.exists() {
+        format!("the last good checkpoint is kept: {}", checkpoint.display())
+    } else {
+        "no checkpoint was written yet".to_string()
+    };
+    Error::NonFinite {
+        step,
+        node,
+        message: format!(
+            "{what} at epoch {epoch}, step {step} (batch {batch} of {batches}); {first}. \
+             Training stopped; {kept}"
+        ),
+    }
+}
