@@ -269,9 +269,27 @@ pub struct EvalArgs {
 pub fn run_eval(args: &EvalArgs) -> convgrad::Result<()> {
     set_threads(args.threads)?;
     let dataset = args.data.kind();
+    // The checkpoint first: a checkpoint of another model or dataset is refused before the
+    // dataset is loaded, with what it was trained as.
+    let checkpoint = load_checkpoint(&args.checkpoint)?;
+    for (key, asked) in [
+        ("convgrad.model", args.model.as_str()),
+        ("convgrad.dataset", dataset.name()),
+    ] {
+        if let Some(trained) = checkpoint.metadata.get(key) {
+            if trained != asked {
+                return Err(convgrad::Error::InvalidArgument {
+                    op: "eval".into(),
+                    message: format!(
+                        "{}: the checkpoint was trained with {key} = {trained}, not {asked}",
+                        args.checkpoint.display()
+                    ),
+                });
+            }
+        }
+    }
     let (train_set, test_set) = dataset.load(args.data.data.as_deref())?;
     let graph = model_for(&args.model, &train_set)?;
-    let checkpoint = load_checkpoint(&args.checkpoint)?;
     let store = checkpoint.store_for(&graph)?;
     let normalize = match &dataset {
         DatasetKind::FashionMnist => Normalize::fashion_mnist(),
