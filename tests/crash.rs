@@ -38,7 +38,8 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("convgrad-crash-{}-{name}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("convgrad-crash-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
         TempDir(path)
@@ -69,7 +70,11 @@ fn write_dataset(dir: &Path) {
         for &label in &labels {
             for row in 0..28 {
                 for _ in 0..28 {
-                    let bar = if row / 2 == usize::from(label) + 2 { 200 } else { 0 };
+                    let bar = if row / 2 == usize::from(label) + 2 {
+                        200
+                    } else {
+                        0
+                    };
                     pixels.push(bar + noise.below(50) as u8);
                 }
             }
@@ -89,7 +94,11 @@ fn write_dataset(dir: &Path) {
 
 fn train_command(data: &Path, out: &Path, resume: bool) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_convgrad"));
-    command.args(["train", "lenet5", "--data"]).arg(data).arg("--out").arg(out);
+    command
+        .args(["train", "lenet5", "--data"])
+        .arg(data)
+        .arg("--out")
+        .arg(out);
     command.args([
         "--epochs",
         &EPOCHS.to_string(),
@@ -167,7 +176,11 @@ impl Running {
             all.push(line);
         }
         let status = self.child.wait().unwrap();
-        assert!(status.success(), "convgrad train failed:\n{}", all.join("\n"));
+        assert!(
+            status.success(),
+            "convgrad train failed:\n{}",
+            all.join("\n")
+        );
         all.join("\n")
     }
 }
@@ -194,7 +207,10 @@ fn check_files(out: &Path) -> usize {
     }
     let checkpoint = load_checkpoint(&path).expect("the checkpoint loads after a kill");
     let epoch = checkpoint.epoch(&path).unwrap();
-    let history = checkpoint.history(&path).unwrap().expect("history in the checkpoint");
+    let history = checkpoint
+        .history(&path)
+        .unwrap()
+        .expect("history in the checkpoint");
     assert_eq!(history.len(), epoch);
     assert!((1..=EPOCHS).contains(&epoch));
     epoch
@@ -252,8 +268,16 @@ fn killed_runs_resume_to_exactly_the_uninterrupted_result() {
         let line = run.wait_for(|line| step_of(line).is_some_and(|(_, s)| s == step));
         let (epoch, _) = step_of(&line.expect("the run reaches the step")).unwrap();
         run.kill();
-        assert_eq!(epoch, done + 1, "the resumed run continues after epoch {done}");
-        assert_eq!(check_files(out), done, "a kill inside an epoch keeps the last checkpoint");
+        assert_eq!(
+            epoch,
+            done + 1,
+            "the resumed run continues after epoch {done}"
+        );
+        assert_eq!(
+            check_files(out),
+            done,
+            "a kill inside an epoch keeps the last checkpoint"
+        );
     };
     // Kills while `file` is written, after its temporary file is complete.
     let kill_mid_write = |file: &str| {
@@ -261,7 +285,11 @@ fn killed_runs_resume_to_exactly_the_uninterrupted_result() {
         let marker = run.wait_for(|line| line.starts_with(FAULT_MARKER));
         assert!(marker.is_some(), "the run paused before renaming {file}");
         let partial = partial_path(&out.join(file));
-        assert!(partial.exists(), "{} exists while paused", partial.display());
+        assert!(
+            partial.exists(),
+            "{} exists while paused",
+            partial.display()
+        );
         run.kill();
         check_files(out)
     };
@@ -300,6 +328,9 @@ fn killed_runs_resume_to_exactly_the_uninterrupted_result() {
     assert_eq!(a.params, b.params);
     assert_eq!(a.optimizer, b.optimizer);
     for file in ["checkpoint.safetensors", "metrics.csv", "curves.svg"] {
-        assert!(!partial_path(&out.join(file)).exists(), "{file}.partial left behind");
+        assert!(
+            !partial_path(&out.join(file)).exists(),
+            "{file}.partial left behind"
+        );
     }
 }

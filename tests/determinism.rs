@@ -49,14 +49,20 @@ fn train_steps(model: &str, input: [usize; 3], steps: usize) -> (Vec<u32>, Vec<V
 
 #[test]
 fn same_seed_and_threads_give_bit_identical_training() {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
     // ResNet-18: direct convolutions, batch norm, residual sums. MobileNet v2: depthwise and
     // pointwise convolutions, ReLU6, dropout.
     for (model, input) in [("resnet18", [3, 16, 16]), ("mobilenet_v2", [3, 32, 32])] {
         let (losses, params) = pool.install(|| train_steps(model, input, 3));
         let (again, params_again) = pool.install(|| train_steps(model, input, 3));
         assert_eq!(losses, again, "{model}: losses differ between runs");
-        assert!(params == params_again, "{model}: parameters differ between runs");
+        assert!(
+            params == params_again,
+            "{model}: parameters differ between runs"
+        );
         // The steps did train: the loss moved.
         assert_ne!(losses[0], losses[2], "{model}");
     }

@@ -29,7 +29,10 @@ fn a_wrong_channel_count_names_the_input_and_both_shapes() {
     let rgb = Tensor::zeros(&[2, 3, 28, 28]);
     let (node, message) = graph_error(graph.forward(&store, &rgb));
     assert_eq!(node, "input");
-    assert!(message.contains("[N, 1, 28, 28]") && message.contains("[2, 3, 28, 28]"), "{message}");
+    assert!(
+        message.contains("[N, 1, 28, 28]") && message.contains("[2, 3, 28, 28]"),
+        "{message}"
+    );
     let mut tape = Tape::new();
     let x = tape.input(rgb);
     let (node, _) = graph_error(graph.forward_tape(
@@ -55,7 +58,10 @@ fn an_input_too_small_for_the_network_is_refused_when_the_graph_is_built() {
     let text = models::build_with("vgg11", &ModelConfig::new(10).input([3, 16, 16]))
         .unwrap_err()
         .to_string();
-    assert!(text.contains("at least 32x32") && text.contains("16x16"), "{text}");
+    assert!(
+        text.contains("at least 32x32") && text.contains("16x16"),
+        "{text}"
+    );
     // The builder itself finds the node where the feature map vanishes, with its input's shape.
     let (mut b, x) = GraphBuilder::new("tiny", &[1, 6, 6]);
     let x = b.conv("conv1", x, Conv2d::new(0, 4, 3)).unwrap();
@@ -84,9 +90,15 @@ fn layers_that_do_not_fit_their_inputs_are_named_with_the_shapes() {
     let small = b.conv("small", x, Conv2d::new(0, 3, 3)).unwrap();
     let (node, message) = graph_error(b.add("sum", &[x, small]));
     assert_eq!(node, "sum");
-    assert!(message.contains("[3, 8, 8]") && message.contains("[3, 6, 6]"), "{message}");
+    assert!(
+        message.contains("[3, 8, 8]") && message.contains("[3, 6, 6]"),
+        "{message}"
+    );
     let (_, message) = graph_error(b.concat("cat", &[x, small]));
-    assert!(message.contains("[3, 8, 8]") && message.contains("[3, 6, 6]"), "{message}");
+    assert!(
+        message.contains("[3, 8, 8]") && message.contains("[3, 6, 6]"),
+        "{message}"
+    );
     let (node, message) = graph_error(b.add_layer("small", ReLU, &[x]));
     assert_eq!(node, "small");
     assert!(message.contains("already exists"), "{message}");
@@ -126,22 +138,37 @@ fn weights_of_another_architecture_list_every_name_and_shape() {
     let resnet = models::build_with("resnet18", &ModelConfig::new(10).input([1, 28, 28])).unwrap();
     let other = ParamStore::init(&resnet, &mut Rng::seed(0));
     let named = other.iter().map(|(n, t)| (n.to_string(), t.clone()));
-    let text = ParamStore::from_named(&graph, named).unwrap_err().to_string();
+    let text = ParamStore::from_named(&graph, named)
+        .unwrap_err()
+        .to_string();
     assert!(text.contains("load weights into lenet5"), "{text}");
-    assert!(text.contains("conv1.weight: expected [6, 1, 5, 5], found [64, 1, 7, 7]"), "{text}");
-    assert!(text.contains("conv2.weight: missing (expected [16, 6, 5, 5])"), "{text}");
-    assert!(text.contains("layer1.0.conv1.weight: unexpected tensor [64, 64, 3, 3]"), "{text}");
+    assert!(
+        text.contains("conv1.weight: expected [6, 1, 5, 5], found [64, 1, 7, 7]"),
+        "{text}"
+    );
+    assert!(
+        text.contains("conv2.weight: missing (expected [16, 6, 5, 5])"),
+        "{text}"
+    );
+    assert!(
+        text.contains("layer1.0.conv1.weight: unexpected tensor [64, 64, 3, 3]"),
+        "{text}"
+    );
     // A store made for another graph, handed to forward: named, with both shapes, before running.
-    let (node, message) =
-        graph_error(graph.forward(&other, &Tensor::zeros(&[1, 1, 28, 28])));
+    let (node, message) = graph_error(graph.forward(&other, &Tensor::zeros(&[1, 1, 28, 28])));
     assert_eq!(node, "lenet5");
     assert!(
-        message.contains("conv1.weight") && message.contains("[6, 1, 5, 5]") && message.contains("[64, 1, 7, 7]"),
+        message.contains("conv1.weight")
+            && message.contains("[6, 1, 5, 5]")
+            && message.contains("[64, 1, 7, 7]"),
         "{message}"
     );
     // Same architecture, another class count.
     let hundred = models::build_with("lenet5", &ModelConfig::new(100).input([1, 28, 28])).unwrap();
     let store = ParamStore::init(&hundred, &mut Rng::seed(0));
     let (_, message) = graph_error(graph.forward(&store, &Tensor::zeros(&[1, 1, 28, 28])));
-    assert!(message.contains("fc3.weight: expected [10, 84], found [100, 84]"), "{message}");
+    assert!(
+        message.contains("fc3.weight: expected [10, 84], found [100, 84]"),
+        "{message}"
+    );
 }

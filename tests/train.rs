@@ -122,7 +122,10 @@ fn an_exploding_loss_names_its_step_and_layer_and_keeps_the_last_checkpoint() {
     };
     // Epoch 2's steps are 21..=40; the update of its first step cannot show before step 21.
     assert!((21..=40).contains(step), "{text}");
-    assert!(text.contains(&format!("step {step}")) && text.contains("epoch 2"), "{text}");
+    assert!(
+        text.contains(&format!("step {step}")) && text.contains("epoch 2"),
+        "{text}"
+    );
     // The layer where the first NaN or infinity appeared, by its graph node (or parameter) name.
     let graph = convgrad::models::build_with(
         "lenet5",
@@ -131,7 +134,10 @@ fn an_exploding_loss_names_its_step_and_layer_and_keeps_the_last_checkpoint() {
     .unwrap();
     let known = graph.nodes().iter().any(|n| n.name == *node)
         || graph.param_specs().iter().any(|p| p.name == *node);
-    assert!(known, "'{node}' is not a node or parameter of lenet5: {text}");
+    assert!(
+        known,
+        "'{node}' is not a node or parameter of lenet5: {text}"
+    );
     assert!(text.contains(&format!("'{node}'")), "{text}");
     assert!(text.contains("the last good checkpoint is kept"), "{text}");
     // The checkpoint on disk is epoch 1's, exactly as a run that stops after epoch 1 leaves it.

@@ -15,8 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let bytes = if mode & 2 == 0 {
         rest.to_vec()
     } else {
-        let mut encoder =
-            flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         encoder.write_all(rest).unwrap();
         encoder.finish().unwrap()
     };

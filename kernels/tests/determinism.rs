@@ -9,13 +9,19 @@ use convgrad_kernels::norm::{
     RunningStats,
 };
 use convgrad_kernels::pool::NchwShape;
-use convgrad_kernels::{conv2d_backward_data, conv2d_backward_weight, conv2d_forward, Conv2dGeometry};
+use convgrad_kernels::{
+    conv2d_backward_data, conv2d_backward_weight, conv2d_forward, Conv2dGeometry,
+};
 
 fn random(len: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect()
@@ -36,8 +42,20 @@ fn conv_passes(g: &Conv2dGeometry) -> Vec<Vec<u32>> {
     conv2d_backward_data(g, &grad_output, &weight, &mut grad_input).unwrap();
     let mut grad_weight = vec![0.0; g.weight_len()];
     let mut grad_bias = vec![0.0; g.out_channels];
-    conv2d_backward_weight(g, &input, &grad_output, &mut grad_weight, Some(&mut grad_bias)).unwrap();
-    vec![bits(&output), bits(&grad_input), bits(&grad_weight), bits(&grad_bias)]
+    conv2d_backward_weight(
+        g,
+        &input,
+        &grad_output,
+        &mut grad_weight,
+        Some(&mut grad_bias),
+    )
+    .unwrap();
+    vec![
+        bits(&output),
+        bits(&grad_input),
+        bits(&grad_weight),
+        bits(&grad_bias),
+    ]
 }
 
 fn batch_norm_passes(shape: NchwShape) -> Vec<Vec<u32>> {
@@ -47,11 +65,19 @@ fn batch_norm_passes(shape: NchwShape) -> Vec<Vec<u32>> {
     let grad_output = random(len, 5);
     let (mut mean, mut var) = (vec![0.0; shape.channels], vec![1.0; shape.channels]);
     let mut output = vec![0.0; len];
-    let running = RunningStats { mean: &mut mean, var: &mut var };
-    let saved = batch_norm_forward_train(&g, &input, None, None, Some(running), &mut output).unwrap();
+    let running = RunningStats {
+        mean: &mut mean,
+        var: &mut var,
+    };
+    let saved =
+        batch_norm_forward_train(&g, &input, None, None, Some(running), &mut output).unwrap();
     let mut grad_input = vec![0.0; len];
     let (mut grad_gamma, mut grad_beta) = (vec![0.0; shape.channels], vec![0.0; shape.channels]);
-    let grads = BatchNormGrads { input: &mut grad_input, gamma: &mut grad_gamma, beta: &mut grad_beta };
+    let grads = BatchNormGrads {
+        input: &mut grad_input,
+        gamma: &mut grad_gamma,
+        beta: &mut grad_beta,
+    };
     batch_norm_backward_train(&g, &input, &grad_output, None, &saved, grads).unwrap();
     vec![
         bits(&output),
@@ -74,7 +100,10 @@ fn parallel_reductions_are_bit_identical_across_runs() {
         .with_groups(32);
     let pointwise = Conv2dGeometry::new(7, 48, 40, (9, 11), (1, 1));
     for threads in [2, 3] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| {
             for g in [&direct, &direct_single, &grouped, &depthwise, &pointwise] {
                 let first = conv_passes(g);
@@ -85,7 +114,10 @@ fn parallel_reductions_are_bit_identical_across_runs() {
             let shape = NchwShape::new(9, 12, (13, 11));
             let first = batch_norm_passes(shape);
             for _ in 0..4 {
-                assert!(batch_norm_passes(shape) == first, "{threads} threads, batch norm");
+                assert!(
+                    batch_norm_passes(shape) == first,
+                    "{threads} threads, batch norm"
+                );
             }
         });
     }

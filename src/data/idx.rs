@@ -450,14 +450,18 @@ mod tests {
         }
 
         fn valid_file() -> impl Strategy<Value = (Vec<u8>, usize)> {
-            (prop_oneof![Just(1usize), Just(3)], 0u32..5, 1u32..6, 1u32..6).prop_flat_map(
-                |(ndims, n, h, w)| {
+            (
+                prop_oneof![Just(1usize), Just(3)],
+                0u32..5,
+                1u32..6,
+                1u32..6,
+            )
+                .prop_flat_map(|(ndims, n, h, w)| {
                     let dims: Vec<u32> = if ndims == 1 { vec![n] } else { vec![n, h, w] };
                     let len = dims.iter().product::<u32>() as usize;
                     proptest::collection::vec(any::<u8>(), len)
                         .prop_map(move |data| (idx_bytes(&dims, &data), ndims))
-                },
-            )
+                })
         }
 
         proptest! {

@@ -107,7 +107,10 @@ pub fn mutations(most: usize) -> impl proptest::strategy::Strategy<Value = Vec<M
         )
             .prop_map(|(at, value)| Mutation::Word { at, value }),
         any::<usize>().prop_map(|at| Mutation::Truncate { at }),
-        (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..16))
+        (
+            any::<usize>(),
+            proptest::collection::vec(any::<u8>(), 1..16)
+        )
             .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
         (any::<usize>(), 1usize..64).prop_map(|(at, count)| Mutation::Remove { at, count }),
     ];

@@ -257,7 +257,10 @@ mod tests {
         fn check(bytes: &[u8]) {
             if let Ok(file) = safetensors_from_bytes("fuzzed", bytes) {
                 for (_, tensor) in &file.tensors {
-                    assert_eq!(tensor.shape().iter().product::<usize>(), tensor.data().len());
+                    assert_eq!(
+                        tensor.shape().iter().product::<usize>(),
+                        tensor.data().len()
+                    );
                 }
             }
         }
@@ -282,7 +285,10 @@ mod tests {
                 .zip(&data)
                 .enumerate()
                 .map(|(i, (&(dtype, _), bytes))| {
-                    (format!("t{i}"), TensorView::new(dtype, vec![2, 1], bytes).unwrap())
+                    (
+                        format!("t{i}"),
+                        TensorView::new(dtype, vec![2, 1], bytes).unwrap(),
+                    )
                 })
                 .collect();
             let meta = HashMap::from([("k".to_string(), "v".to_string())]);

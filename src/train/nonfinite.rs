@@ -67,7 +67,11 @@ impl fmt::Display for NonFiniteValue {
             self.kind,
             fmt_shape(&self.shape),
             self.count,
-            if self.nan { "NaN or infinite" } else { "infinite" }
+            if self.nan {
+                "NaN or infinite"
+            } else {
+                "infinite"
+            }
         )
     }
 }
@@ -177,11 +181,8 @@ mod tests {
     use crate::models;
 
     fn setup() -> (Graph, ParamStore, Tensor, Vec<usize>) {
-        let graph = models::build_with(
-            "lenet5",
-            &models::ModelConfig::new(10).input([1, 28, 28]),
-        )
-        .unwrap();
+        let graph =
+            models::build_with("lenet5", &models::ModelConfig::new(10).input([1, 28, 28])).unwrap();
         let store = ParamStore::init(&graph, &mut Rng::seed(3));
         let images = Tensor::from_vec(
             (0..4 * 784).map(|i| (i % 13) as f32 / 13.0).collect(),
@@ -213,7 +214,10 @@ mod tests {
         let found = locate_non_finite(&graph, &store, &images, &labels, Rng::seed(1), 0.3)
             .unwrap()
             .unwrap();
-        assert_eq!((found.stage, found.name.as_str()), (Stage::Parameter, "fc2.bias"));
+        assert_eq!(
+            (found.stage, found.name.as_str()),
+            (Stage::Parameter, "fc2.bias")
+        );
         assert!(found.nan && found.count == 1, "{found}");
     }
 
@@ -227,10 +231,18 @@ mod tests {
         let found = locate_non_finite(&graph, &store, &images, &labels, Rng::seed(1), 0.3)
             .unwrap()
             .unwrap();
-        assert_eq!((found.stage, found.name.as_str()), (Stage::Activation, "input"));
+        assert_eq!(
+            (found.stage, found.name.as_str()),
+            (Stage::Activation, "input")
+        );
         assert_eq!(found.shape, [4, 1, 28, 28]);
         let text = found.to_string();
-        assert!(text.contains("output of node 'input' (Input, [4, 1, 28, 28]): 1 of 3136 values infinite"), "{text}");
+        assert!(
+            text.contains(
+                "output of node 'input' (Input, [4, 1, 28, 28]): 1 of 3136 values infinite"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -487,7 +487,14 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
                 })
             };
             let locate = || {
-                locate_non_finite(&graph, &store, &images, &batch.labels, rng_before.clone(), aux)
+                locate_non_finite(
+                    &graph,
+                    &store,
+                    &images,
+                    &batch.labels,
+                    rng_before.clone(),
+                    aux,
+                )
             };
             let loss_value = tape.value(loss)?.item()?;
             if !loss_value.is_finite() {
@@ -549,7 +556,6 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
         checkpoint: checkpoint_path,
     })
 }
-
 
 /// What [`non_finite_error`] reports.
 struct NonFiniteStop<'a> {

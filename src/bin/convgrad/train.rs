@@ -126,7 +126,10 @@ impl Observer for Bars {
     }
 
     fn step(&mut self, p: &StepProgress) {
-        if self.log_every.is_some_and(|every| p.batch % every.max(1) == 0) {
+        if self
+            .log_every
+            .is_some_and(|every| p.batch % every.max(1) == 0)
+        {
             let line = format!(
                 "epoch {} step {}/{}: loss {:.4} acc {:.2}%",
                 p.epoch,
