@@ -144,7 +144,8 @@ pub struct TrainConfig {
     pub schedule: String,
     pub seed: u64,
     pub out_dir: PathBuf,
-    /// Continue from `out_dir/checkpoint.safetensors`.
+    /// Continue from `out_dir/checkpoint.safetensors`, or start from epoch 1 when there is none
+    /// yet (a run killed before its first checkpoint).
     pub resume: bool,
     /// Stop after this many batches per epoch (for quick runs and tests); `None` for all.
     pub max_batches: Option<usize>,

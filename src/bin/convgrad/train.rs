@@ -92,7 +92,8 @@ pub struct TrainArgs {
     /// (default: runs/MODEL-DATASET).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Continue from the checkpoint in the output directory.
+    /// Continue from the checkpoint in the output directory (a run killed before its first
+    /// checkpoint starts again from epoch 1).
     #[arg(long)]
     pub resume: bool,
     /// Train on at most this many batches per epoch (quick experiments).
