@@ -307,7 +307,7 @@ fn killed_runs_resume_to_exactly_the_uninterrupted_result() {
     // Killed while writing the checkpoint of epoch 3: epoch 2's stays.
     assert_eq!(kill_mid_write("checkpoint.safetensors"), 2);
     // And at random instants, from process start to about a run's length.
-    for _ in 0..4 {
+    for _ in 0..8 {
         let run = resume(None);
         std::thread::sleep(Duration::from_millis(
             schedule.below(run_time.as_millis() as u64),

@@ -8,8 +8,9 @@
 //! non-finite value found is the one reported.
 
 use std::fmt;
+use std::path::Path;
 
-use crate::error::{fmt_shape, Result};
+use crate::error::{fmt_shape, Error, Result};
 use crate::graph::{Graph, ParamStore, TapeOutput};
 use crate::nn::Mode;
 use crate::{Rng, Tape, Tensor, Var};
@@ -173,6 +174,54 @@ pub(crate) fn first_non_finite_parameter(store: &ParamStore) -> Option<NonFinite
     store
         .iter()
         .find_map(|(name, t)| report(Stage::Update, name, "parameter", t))
+}
+
+/// What [`non_finite_error`] reports.
+pub(crate) struct NonFiniteStop<'a> {
+    pub(crate) what: String,
+    pub(crate) epoch: usize,
+    pub(crate) step: usize,
+    pub(crate) batch: usize,
+    pub(crate) batches: usize,
+    pub(crate) found: Option<NonFiniteValue>,
+    pub(crate) checkpoint: &'a Path,
+}
+
+/// The error that stops training at the first NaN or infinity: what became non-finite, when,
+/// where it first appeared, and which checkpoint is left.
+pub(crate) fn non_finite_error(stop: NonFiniteStop<'_>) -> Error {
+    let NonFiniteStop {
+        what,
+        epoch,
+        step,
+        batch,
+        batches,
+        found,
+        checkpoint,
+    } = stop;
+    let (node, first) = match &found {
+        Some(found) => (
+            found.name.clone(),
+            format!("the first non-finite value is the {found}"),
+        ),
+        None => (
+            "unknown".to_string(),
+            "replaying the step node by node found no non-finite value".to_string(),
+        ),
+    };
+    let kept = if checkpoint.exists() {
+        format!("the last good checkpoint is kept: {}", checkpoint.display())
+    } else {
+        "no checkpoint was written yet".to_string()
+    };
+    Error::NonFinite {
+        step,
+        node,
+        message: format!(
+            "{what} at epoch {epoch}, step {step} (batch {batch} of {batches}); {first}. \
+             Training stopped; {kept}"
+        ),
+    }
 }
 
 #[cfg(test)]

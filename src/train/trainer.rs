@@ -14,7 +14,8 @@ use std::time::Instant;
 use super::atomic::write_atomic;
 use super::checkpoint::METRICS_KEY;
 use super::nonfinite::{
-    first_non_finite_parameter, forward_loss, locate_non_finite, non_finite, NonFiniteValue,
+    first_non_finite_parameter, forward_loss, locate_non_finite, non_finite, non_finite_error,
+    NonFiniteStop, NonFiniteValue,
 };
 use super::{curves_svg, from_csv, load_checkpoint, save_checkpoint, to_csv, EpochMetrics};
 use crate::data::{
@@ -556,52 +557,4 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
         metrics: history,
         checkpoint: checkpoint_path,
     })
-}
-
-/// What [`non_finite_error`] reports.
-struct NonFiniteStop<'a> {
-    what: String,
-    epoch: usize,
-    step: usize,
-    batch: usize,
-    batches: usize,
-    found: Option<NonFiniteValue>,
-    checkpoint: &'a Path,
-}
-
-/// The error that stops training at the first NaN or infinity: what became non-finite, when,
-/// where it first appeared, and which checkpoint is left.
-fn non_finite_error(stop: NonFiniteStop<'_>) -> Error {
-    let NonFiniteStop {
-        what,
-        epoch,
-        step,
-        batch,
-        batches,
-        found,
-        checkpoint,
-    } = stop;
-    let (node, first) = match &found {
-        Some(found) => (
-            found.name.clone(),
-            format!("the first non-finite value is the {found}"),
-        ),
-        None => (
-            "unknown".to_string(),
-            "replaying the step node by node found no non-finite value".to_string(),
-        ),
-    };
-    let kept = if checkpoint.exists() {
-        format!("the last good checkpoint is kept: {}", checkpoint.display())
-    } else {
-        "no checkpoint was written yet".to_string()
-    };
-    Error::NonFinite {
-        step,
-        node,
-        message: format!(
-            "{what} at epoch {epoch}, step {step} (batch {batch} of {batches}); {first}. \
-             Training stopped; {kept}"
-        ),
-    }
 }
