@@ -37,6 +37,13 @@ pub enum Error {
     },
     /// A file was read but its contents are not what they should be.
     Format { path: PathBuf, message: String },
+    /// Training met a NaN or an infinity: at which step, in which graph node (or parameter) it
+    /// first appeared, and which checkpoint is left.
+    NonFinite {
+        step: usize,
+        node: String,
+        message: String,
+    },
 }
 
 impl Error {
@@ -71,6 +78,7 @@ impl fmt::Display for Error {
             Error::Tape { message } => write!(f, "tape: {message}"),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Format { path, message } => write!(f, "{}: {message}", path.display()),
+            Error::NonFinite { message, .. } => write!(f, "{message}"),
         }
     }
 }

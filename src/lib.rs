@@ -33,6 +33,9 @@
 //! # Ok::<(), convgrad::Error>(())
 //! ```
 
+// Every `unsafe` block says why it is sound, in a `// SAFETY:` comment that clippy checks.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod autograd;
 pub mod data;
 mod error;

@@ -101,44 +101,54 @@ fn resuming_gives_exactly_the_uninterrupted_run() {
 }
 
 #[test]
-fn an_exploding_loss_stops_training_and_keeps_the_last_checkpoint() {
+fn an_exploding_loss_names_its_step_and_layer_and_keeps_the_last_checkpoint() {
     require_fashion_mnist();
-    let out = out_dir("explode");
-    let config = TrainConfig {
-        epochs: 1,
-        out_dir: out.clone(),
+    // SGD at 0.01 for epoch 1, then at 0.01 * 1e14 = 1e12 (a step schedule with gamma 1e14):
+    // epoch 1 ends with a good checkpoint, epoch 2 explodes.
+    let config = |out: PathBuf, epochs: usize| TrainConfig {
+        epochs,
+        out_dir: out,
         max_batches: Some(20),
+        optimizer: convgrad::train::OptimizerKind::Sgd,
+        lr: 0.01,
+        schedule: "step:1:1e14".into(),
         ..TrainConfig::new("lenet5")
     };
-    train(&config, &mut Quiet).unwrap();
-    let before = std::fs::read(out.join("checkpoint.safetensors")).unwrap();
-    let exploding = TrainConfig {
-        epochs: 2,
-        resume: true,
-        lr: 1e12,
-        ..config.clone()
+    let out = out_dir("explode");
+    let err = train(&config(out.clone(), 2), &mut Quiet).unwrap_err();
+    let text = err.to_string();
+    let convgrad::Error::NonFinite { step, node, .. } = &err else {
+        panic!("expected Error::NonFinite, got {err:?}");
     };
-    // A different lr is a different experiment; start afresh in another directory instead.
-    let out2 = out_dir("explode2");
-    let err = train(
-        &TrainConfig {
-            out_dir: out2.clone(),
-            resume: false,
-            optimizer: convgrad::train::OptimizerKind::Sgd,
-            ..exploding
-        },
-        &mut Quiet,
-    )
-    .unwrap_err()
-    .to_string();
+    // Epoch 2's steps are 21..=40; the update of its first step cannot show before step 21.
+    assert!((21..=40).contains(step), "{text}");
     assert!(
-        err.contains("the loss became") && err.contains("step"),
-        "{err}"
+        text.contains(&format!("step {step}")) && text.contains("epoch 2"),
+        "{text}"
     );
-    assert_eq!(
-        std::fs::read(out.join("checkpoint.safetensors")).unwrap(),
-        before
+    // The layer where the first NaN or infinity appeared, by its graph node (or parameter) name.
+    let graph = convgrad::models::build_with(
+        "lenet5",
+        &convgrad::models::ModelConfig::new(10).input([1, 28, 28]),
+    )
+    .unwrap();
+    let known = graph.nodes().iter().any(|n| n.name == *node)
+        || graph.param_specs().iter().any(|p| p.name == *node);
+    assert!(
+        known,
+        "'{node}' is not a node or parameter of lenet5: {text}"
     );
+    assert!(text.contains(&format!("'{node}'")), "{text}");
+    assert!(text.contains("the last good checkpoint is kept"), "{text}");
+    // The checkpoint on disk is epoch 1's, exactly as a run that stops after epoch 1 leaves it.
+    let kept = load_checkpoint(&out.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(kept.epoch(&out).unwrap(), 1);
+    let one_epoch = out_dir("explode-reference");
+    train(&config(one_epoch.clone(), 1), &mut Quiet).unwrap();
+    let reference = load_checkpoint(&one_epoch.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(kept.params, reference.params);
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "{csv}");
     std::fs::remove_dir_all(&out).unwrap();
-    let _ = std::fs::remove_dir_all(&out2);
+    std::fs::remove_dir_all(&one_epoch).unwrap();
 }

@@ -8,6 +8,9 @@
 //! Layout: NCHW, row-major, contiguous. Convolution weights are
 //! `[out_channels, in_channels / groups, kernel_height, kernel_width]`, as in PyTorch.
 
+// Every `unsafe` block says why it is sound, in a `// SAFETY:` comment that clippy checks.
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod conv;
 mod error;
 pub mod geometry;

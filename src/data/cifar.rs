@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::idx::read_capped;
 use super::Dataset;
 use crate::error::{Error, Result};
 
@@ -24,6 +25,11 @@ const PIXELS_PER_RECORD: usize = 3 * 32 * 32;
 const RECORD_LEN: usize = 1 + PIXELS_PER_RECORD;
 /// The sub-directory the official archive unpacks to; accepted as `dir` or inside it.
 const ARCHIVE_DIR: &str = "cifar-10-batches-bin";
+/// The largest batch file read: 1 GiB, some 35 times an official one (10,000 records); a
+/// larger file (or a sparse one that claims to be) is refused before it is read.
+const MAX_FILE_BYTES: usize = 1 << 30;
+/// The largest `batches.meta.txt` read (the official one has 61 bytes).
+const MAX_META_BYTES: usize = 64 << 10;
 
 /// Loads CIFAR-10's training set (`data_batch_1.bin` ... `data_batch_5.bin`, 50,000 images) or
 /// test set (`test_batch.bin`, 10,000 images) from `dir` or from `dir/cifar-10-batches-bin`.
@@ -70,22 +76,38 @@ pub fn load_cifar10(dir: impl AsRef<Path>, train: bool) -> Result<Dataset> {
         });
     }
 
-    let io_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
-    };
-    // Sizes first, so the pixels are allocated once, at what the files actually hold.
-    let mut total = 0;
+    let mut pixels = Vec::new();
+    let mut labels = Vec::new();
     for path in &paths {
-        total += std::fs::metadata(path).map_err(io_error(path))?.len() as usize;
-    }
-    let mut pixels = Vec::with_capacity(total / RECORD_LEN * PIXELS_PER_RECORD);
-    let mut labels = Vec::with_capacity(total / RECORD_LEN);
-    for path in &paths {
-        let bytes = std::fs::read(path).map_err(io_error(path))?;
+        let bytes = read_capped(path, MAX_FILE_BYTES)?;
+        // The first file tells how much the others will hold (five equal batches).
+        if pixels.is_empty() {
+            let records = bytes.len() / RECORD_LEN * paths.len();
+            pixels.reserve_exact(records * PIXELS_PER_RECORD);
+            labels.reserve_exact(records);
+        }
         read_records(path, &bytes, &mut pixels, &mut labels)?;
     }
     let class_names = read_class_names(&dir.join("batches.meta.txt"))?;
+    Dataset::new(pixels, labels, SAMPLE_SHAPE, class_names)
+}
+
+/// Parses one CIFAR-10 batch file held in memory (records of a label byte and 3,072 pixel
+/// bytes) into a [`Dataset`] with the standard class names, with the checks of
+/// [`load_cifar10`]; `origin` names the data in errors.
+///
+/// ```
+/// let mut record = vec![3u8]; // a cat
+/// record.extend(std::iter::repeat_n(128u8, 3 * 32 * 32));
+/// let data = convgrad::data::cifar10_from_bytes("one.bin", &record)?;
+/// assert_eq!((data.len(), data.label(0)), (1, 3));
+/// assert!(convgrad::data::cifar10_from_bytes("cut.bin", &record[..100]).is_err());
+/// # Ok::<(), convgrad::Error>(())
+/// ```
+pub fn cifar10_from_bytes(origin: impl AsRef<Path>, bytes: &[u8]) -> Result<Dataset> {
+    let (mut pixels, mut labels) = (Vec::new(), Vec::new());
+    read_records(origin.as_ref(), bytes, &mut pixels, &mut labels)?;
+    let class_names = CIFAR10_CLASSES.iter().map(|n| n.to_string()).collect();
     Dataset::new(pixels, labels, SAMPLE_SHAPE, class_names)
 }
 
@@ -130,9 +152,15 @@ fn read_class_names(path: &Path) -> Result<Vec<String>> {
             .map(|name| name.to_string())
             .collect());
     }
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+    let bytes = read_capped(path, MAX_META_BYTES)?;
+    parse_class_names(path, &bytes)
+}
+
+/// Ten non-empty lines of UTF-8 text.
+fn parse_class_names(path: &Path, bytes: &[u8]) -> Result<Vec<String>> {
+    let text = std::str::from_utf8(bytes).map_err(|e| Error::Format {
         path: path.to_path_buf(),
-        source,
+        message: format!("class names are not UTF-8 text: {e}"),
     })?;
     let names: Vec<String> = text
         .lines()
@@ -242,5 +270,52 @@ mod tests {
             text.contains("test_batch.bin") && text.contains("--data DIR"),
             "{text}"
         );
+    }
+
+    /// Byte mutation of a valid batch file and of a class-name file: an error or a consistent
+    /// dataset, never a panic.
+    mod mutated_files {
+        use super::*;
+        use crate::data::testutil::{mutated, mutations};
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+            #[test]
+            fn batch_file(labels in proptest::collection::vec(0u8..10, 0..4), changes in mutations(4)) {
+                let bytes = mutated(&records(&labels), &changes);
+                if let Ok(data) = cifar10_from_bytes("fuzzed.bin", &bytes) {
+                    prop_assert_eq!(data.len() * RECORD_LEN, bytes.len());
+                    prop_assert!(data.labels().iter().all(|&l| l < 10));
+                }
+            }
+
+            #[test]
+            fn class_names(changes in mutations(6)) {
+                let text: String = CIFAR10_CLASSES.iter().map(|n| format!("{n}\n")).collect();
+                let bytes = mutated(text.as_bytes(), &changes);
+                if let Ok(names) = parse_class_names(Path::new("meta"), &bytes) {
+                    prop_assert_eq!(names.len(), 10);
+                }
+            }
+        }
+
+        #[test]
+        fn oversized_files_are_refused_before_reading() {
+            let dir = TempDir::new("cifar-huge");
+            let path = dir.write("test_batch.bin", &records(&[1]));
+            // A sparse file that claims 2 GiB: refused by its size, nothing read.
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_len(2 << 30)
+                .unwrap();
+            let text = load_cifar10(dir.path(), false).unwrap_err().to_string();
+            assert!(text.contains("more than the 1073741824"), "{text}");
+            let meta = dir.write("batches.meta.txt", &[b'a'; 100 << 10]);
+            assert!(read_class_names(&meta).is_err());
+        }
     }
 }

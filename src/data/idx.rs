@@ -19,10 +19,14 @@ const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Deflate cannot expand data by more than about 1032:1, so a gzip file of `n` bytes holds at
 /// most `1032 * n` bytes: a header claiming more is rejected before any allocation.
 const MAX_DEFLATE_RATIO: usize = 1032;
-/// Capacity reserved up front for gzipped data; beyond this the buffer grows as data actually
-/// arrives, so a lying header costs no more memory than the real data (Fashion-MNIST's training
-/// images, 47 MB, fit in one go).
-const GZIP_INITIAL_CAPACITY: usize = 64 << 20;
+/// The most data an IDX file may hold, raw or after decompression: 4 GiB, some 90 times
+/// Fashion-MNIST's training images. A file or a header beyond it is refused before it is read,
+/// so a hostile header or a device file cannot make the reader exhaust memory.
+pub const MAX_IDX_BYTES: usize = 1 << 32;
+/// Capacity reserved up front for gzipped data, as a multiple of the compressed size; beyond it
+/// the buffer grows as data actually arrives, so a lying header costs no more memory than the
+/// real data (Fashion-MNIST's training images, 26 MB compressed to 47 MB, fit in one go).
+const GZIP_INITIAL_RATIO: usize = 8;
 
 /// The contents of an IDX file of unsigned bytes: its dimensions and its elements, row-major.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,20 +58,75 @@ pub struct IdxArray {
 /// ```
 pub fn read_idx(path: impl AsRef<Path>, ndims: usize) -> Result<IdxArray> {
     let path = path.as_ref();
-    assert!(
-        (1..=255).contains(&ndims),
-        "IDX files have 1 to 255 dimensions"
-    );
-    // Reading the whole file allocates what the file actually holds, never what it claims.
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    check_ndims(ndims)?;
+    let bytes = read_capped(path, MAX_IDX_BYTES + 4 + 4 * ndims)?;
+    idx_from_bytes(path, bytes, ndims)
+}
+
+/// Parses the bytes of an IDX file held in memory, raw or gzipped, exactly as [`read_idx`] does;
+/// `origin` names the data in errors. Only what `bytes` holds is trusted: a header's claims are
+/// checked against it (and, for gzip, against deflate's largest ratio and [`MAX_IDX_BYTES`])
+/// before anything of the claimed size is allocated.
+///
+/// ```
+/// use convgrad::data::idx_from_bytes;
+/// // Magic 0x00000801, one dimension claiming 2^32 - 1 labels, and two bytes: an error.
+/// let lying = vec![0, 0, 8, 1, 0xff, 0xff, 0xff, 0xff, 7, 2];
+/// let err = idx_from_bytes("labels", lying, 1).unwrap_err().to_string();
+/// assert!(err.contains("truncated"), "{err}");
+/// ```
+pub fn idx_from_bytes(origin: impl AsRef<Path>, bytes: Vec<u8>, ndims: usize) -> Result<IdxArray> {
+    let path = origin.as_ref();
+    check_ndims(ndims)?;
     if bytes.starts_with(&GZIP_MAGIC) {
         read_gzipped(path, &bytes, ndims)
     } else {
         read_raw(path, bytes, ndims)
     }
+}
+
+fn check_ndims(ndims: usize) -> Result<()> {
+    if (1..=255).contains(&ndims) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "read_idx",
+            format!("IDX files have 1 to 255 dimensions, not {ndims}"),
+        ))
+    }
+}
+
+/// The whole of a regular file of at most `limit` bytes. The size is checked before reading and
+/// the read itself stops after `limit + 1` bytes, so neither a huge file nor one that grows (or a
+/// device that never ends) is read into memory.
+pub(crate) fn read_capped(path: &Path, limit: usize) -> Result<Vec<u8>> {
+    let io_error = |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io_error)?;
+    let metadata = file.metadata().map_err(io_error)?;
+    if !metadata.is_file() {
+        return Err(format_error(path, "not a regular file"));
+    }
+    let too_big = |size: String| {
+        format_error(
+            path,
+            format!("the file is {size} bytes, more than the {limit} convgrad reads"),
+        )
+    };
+    if metadata.len() > limit as u64 {
+        return Err(too_big(metadata.len().to_string()));
+    }
+    // The size is only a hint (the file may change), hence the limit on the read as well.
+    let mut bytes = Vec::with_capacity(metadata.len() as usize);
+    file.take(limit as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_error)?;
+    if bytes.len() > limit {
+        return Err(too_big("over".to_string()));
+    }
+    Ok(bytes)
 }
 
 fn format_error(path: &Path, message: impl Into<String>) -> Error {
@@ -134,18 +193,22 @@ fn read_gzipped(path: &Path, compressed: &[u8], ndims: usize) -> Result<IdxArray
         .map_err(|e| gzip_error(e, "header"))?;
     let dims = parse_dims(&dim_bytes);
     let claimed = payload_len(path, &dims)?;
-    let most = compressed.len().saturating_mul(MAX_DEFLATE_RATIO);
+    let most = compressed
+        .len()
+        .saturating_mul(MAX_DEFLATE_RATIO)
+        .min(MAX_IDX_BYTES);
     if claimed > most {
         return Err(format_error(
             path,
             format!(
                 "header claims {dims:?} = {claimed} bytes of data, more than a {}-byte gzip file \
-                 can hold (at most {most})",
+                 can hold (at most {most}; convgrad reads at most {MAX_IDX_BYTES})",
                 compressed.len()
             ),
         ));
     }
-    let mut data = Vec::with_capacity(claimed.min(GZIP_INITIAL_CAPACITY));
+    let mut data =
+        Vec::with_capacity(claimed.min(compressed.len().saturating_mul(GZIP_INITIAL_RATIO)));
     // One byte past the claim tells an excess from an exact fit; reading up to the end of the
     // stream also makes the decoder check the gzip CRC.
     decoder
@@ -369,6 +432,81 @@ mod tests {
         match read_idx(&path, 1) {
             Err(Error::Io { path: named, .. }) => assert_eq!(named, path),
             other => panic!("expected Error::Io, got {other:?}"),
+        }
+    }
+
+    /// Byte mutation of valid files, raw and gzipped: whatever the bytes, the reader returns
+    /// either an array that matches its own dimensions or an error, and never panics.
+    mod mutated_files {
+        use super::*;
+        use crate::data::testutil::{mutated, mutations};
+        use proptest::prelude::*;
+
+        fn check(bytes: Vec<u8>, ndims: usize) {
+            if let Ok(array) = idx_from_bytes("fuzzed", bytes, ndims) {
+                assert_eq!(array.dims.len(), ndims);
+                assert_eq!(array.dims.iter().product::<usize>(), array.data.len());
+            }
+        }
+
+        fn valid_file() -> impl Strategy<Value = (Vec<u8>, usize)> {
+            (
+                prop_oneof![Just(1usize), Just(3)],
+                0u32..5,
+                1u32..6,
+                1u32..6,
+            )
+                .prop_flat_map(|(ndims, n, h, w)| {
+                    let dims: Vec<u32> = if ndims == 1 { vec![n] } else { vec![n, h, w] };
+                    let len = dims.iter().product::<u32>() as usize;
+                    proptest::collection::vec(any::<u8>(), len)
+                        .prop_map(move |data| (idx_bytes(&dims, &data), ndims))
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+            #[test]
+            fn raw((file, ndims) in valid_file(), changes in mutations(4)) {
+                check(mutated(&file, &changes), ndims);
+                // The mutated payload, gzipped: the decompressed header lies instead.
+                check(gzip(&mutated(&file, &changes)), ndims);
+            }
+
+            #[test]
+            fn gzipped((file, ndims) in valid_file(), changes in mutations(4)) {
+                check(mutated(&gzip(&file), &changes), ndims);
+            }
+
+            #[test]
+            fn any_ndims(bytes in proptest::collection::vec(any::<u8>(), 0..64), ndims in 0usize..300) {
+                let _ = idx_from_bytes("fuzzed", bytes.clone(), ndims);
+                let _ = idx_from_bytes("fuzzed", gzip(&bytes), ndims);
+            }
+        }
+
+        #[test]
+        fn header_claims_beyond_the_cap_are_refused_even_within_the_deflate_ratio() {
+            // 2^33 bytes of zeros compress to about 8 MB, within deflate's ratio: the cap must
+            // refuse it. Writing only the header and a few zeros is enough to test that.
+            let header = idx_bytes(&[1 << 11, 1 << 11, 1 << 11], &[0; 16]);
+            let mut big = gzip(&header);
+            big.resize(9 << 20, 0);
+            let text = idx_from_bytes("big.gz", big, 3).unwrap_err().to_string();
+            assert!(text.contains(&MAX_IDX_BYTES.to_string()), "{text}");
+        }
+
+        #[test]
+        fn a_device_or_a_directory_is_not_read() {
+            let dir = TempDir::new("idx-device");
+            let text = message(read_idx(dir.path(), 1));
+            assert!(text.contains("not a regular file"), "{text}");
+            if Path::new("/dev/zero").exists() {
+                let text = message(read_idx("/dev/zero", 1));
+                assert!(text.contains("not a regular file"), "{text}");
+            }
+            assert!(read_idx(dir.path(), 0).is_err());
         }
     }
 }

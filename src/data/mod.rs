@@ -65,13 +65,13 @@ mod loader;
 mod mnist;
 mod resize;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 
 pub use augment::{Augment, Normalize, SampleTransform};
-pub use cifar::{load_cifar10, CIFAR10_CLASSES};
+pub use cifar::{cifar10_from_bytes, load_cifar10, CIFAR10_CLASSES};
 pub use dataset::Dataset;
 pub use folder::load_image_folder;
-pub use idx::{read_idx, IdxArray};
+pub use idx::{idx_from_bytes, read_idx, IdxArray, MAX_IDX_BYTES};
 pub use loader::{epoch_order, Batch, Batches, Loader};
 pub use mnist::{
     load_fashion_mnist, load_idx, load_mnist, FASHION_MNIST_CLASSES, FASHION_MNIST_DIR,

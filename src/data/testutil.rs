@@ -56,3 +56,72 @@ pub fn idx_bytes(dims: &[u32], data: &[u8]) -> Vec<u8> {
     bytes.extend_from_slice(data);
     bytes
 }
+
+/// One change to a file's bytes, as a fuzzer would make it.
+#[derive(Clone, Debug)]
+pub enum Mutation {
+    /// XOR the byte at `at % len` with a non-zero mask.
+    Flip { at: usize, mask: u8 },
+    /// Overwrite four bytes at `at % len` with a big-endian `u32` (a size field, say).
+    Word { at: usize, value: u32 },
+    /// Keep only the first `at % (len + 1)` bytes.
+    Truncate { at: usize },
+    /// Insert bytes at `at % (len + 1)`.
+    Insert { at: usize, bytes: Vec<u8> },
+    /// Remove up to `count` bytes from `at % len`.
+    Remove { at: usize, count: usize },
+}
+
+impl Mutation {
+    pub fn apply(&self, bytes: &mut Vec<u8>) {
+        let len = bytes.len();
+        match self {
+            Mutation::Flip { at, mask } if len > 0 => bytes[at % len] ^= mask.max(&1),
+            Mutation::Word { at, value } if len > 0 => {
+                let at = at % len;
+                let end = (at + 4).min(len);
+                bytes[at..end].copy_from_slice(&value.to_be_bytes()[..end - at]);
+            }
+            Mutation::Truncate { at } => bytes.truncate(at % (len + 1)),
+            Mutation::Insert { at, bytes: new } => {
+                let at = at % (len + 1);
+                bytes.splice(at..at, new.iter().copied());
+            }
+            Mutation::Remove { at, count } if len > 0 => {
+                let at = at % len;
+                bytes.drain(at..(at + count).min(len));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Up to `most` random mutations.
+pub fn mutations(most: usize) -> impl proptest::strategy::Strategy<Value = Vec<Mutation>> {
+    use proptest::prelude::*;
+    let one = prop_oneof![
+        (any::<usize>(), any::<u8>()).prop_map(|(at, mask)| Mutation::Flip { at, mask }),
+        (
+            any::<usize>(),
+            prop_oneof![any::<u32>(), 0u32..64, Just(u32::MAX), Just(1 << 31)]
+        )
+            .prop_map(|(at, value)| Mutation::Word { at, value }),
+        any::<usize>().prop_map(|at| Mutation::Truncate { at }),
+        (
+            any::<usize>(),
+            proptest::collection::vec(any::<u8>(), 1..16)
+        )
+            .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
+        (any::<usize>(), 1usize..64).prop_map(|(at, count)| Mutation::Remove { at, count }),
+    ];
+    proptest::collection::vec(one, 1..=most)
+}
+
+/// `bytes` with every mutation applied in turn.
+pub fn mutated(bytes: &[u8], changes: &[Mutation]) -> Vec<u8> {
+    let mut bytes = bytes.to_vec();
+    for change in changes {
+        change.apply(&mut bytes);
+    }
+    bytes
+}

@@ -40,24 +40,63 @@ impl Graph {
                 ),
             });
         }
+        if shape[0] == 0 {
+            return Err(Error::Graph {
+                node: "input".into(),
+                message: format!(
+                    "{} got an empty batch {}: there is nothing to compute",
+                    self.name,
+                    fmt_shape(shape)
+                ),
+            });
+        }
         Ok(())
     }
 
+    /// Checks, before anything runs, that `store` holds this graph's tensors by name and shape.
     fn check_store(&self, store: &ParamStore) -> Result<()> {
         let specs = self.param_specs();
-        let matches = store.len() == specs.len()
-            && specs
-                .iter()
-                .zip(store.iter())
-                .all(|(p, (name, t))| p.name == name && p.spec.shape == t.shape());
-        if matches {
-            Ok(())
-        } else {
-            Err(Error::Graph {
-                node: self.name.clone(),
-                message: "the parameter store was not made for this graph".into(),
+        let mut problems: Vec<String> = specs
+            .iter()
+            .zip(store.iter())
+            .filter(|(p, (name, t))| p.name != *name || p.spec.shape != t.shape())
+            .map(|(p, (name, t))| {
+                if p.name == name {
+                    format!(
+                        "{name}: expected {}, found {}",
+                        fmt_shape(&p.spec.shape),
+                        fmt_shape(t.shape())
+                    )
+                } else {
+                    format!(
+                        "expected {} {}, found {name} {}",
+                        p.name,
+                        fmt_shape(&p.spec.shape),
+                        fmt_shape(t.shape())
+                    )
+                }
             })
+            .collect();
+        if store.len() != specs.len() {
+            problems.push(format!(
+                "{} tensors in the store, {} in the graph",
+                store.len(),
+                specs.len()
+            ));
         }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let count = problems.len();
+        problems.truncate(5);
+        Err(Error::Graph {
+            node: self.name.clone(),
+            message: format!(
+                "the parameter store was not made for this graph ({count} problem(s)): {}{}",
+                problems.join("; "),
+                if count > 5 { "; ..." } else { "" }
+            ),
+        })
     }
 
     /// Which nodes the main output depends on (auxiliary heads are not among them).

@@ -2,4 +2,6 @@
 
 mod safetensors;
 
-pub use self::safetensors::{read_safetensors, write_safetensors, NamedTensors};
+pub use self::safetensors::{
+    read_safetensors, safetensors_from_bytes, write_safetensors, NamedTensors,
+};

@@ -158,10 +158,18 @@ pub fn read_safetensors(path: impl AsRef<Path>) -> Result<NamedTensors> {
         path: path.to_path_buf(),
         source,
     })?;
-    check_lengths(path, &bytes)?;
-    let (_, metadata) = SafeTensors::read_metadata(&bytes)
+    safetensors_from_bytes(path, &bytes)
+}
+
+/// Parses a safetensors file held in memory, as [`read_safetensors`] does; `origin` names it in
+/// errors. Nothing is allocated beyond the converted tensors, whose sizes the file's own bytes
+/// bound (every tensor's byte range is checked against the data the file holds).
+pub fn safetensors_from_bytes(origin: impl AsRef<Path>, bytes: &[u8]) -> Result<NamedTensors> {
+    let path = origin.as_ref();
+    check_lengths(path, bytes)?;
+    let (_, metadata) = SafeTensors::read_metadata(bytes)
         .map_err(|e| format_error(path, format!("not a valid safetensors file: {e}")))?;
-    let file = SafeTensors::deserialize(&bytes)
+    let file = SafeTensors::deserialize(bytes)
         .map_err(|e| format_error(path, format!("not a valid safetensors file: {e}")))?;
     let mut names: Vec<(usize, String)> = metadata
         .tensors()
@@ -318,5 +326,89 @@ mod tests {
         let err = read_safetensors(path.with_file_name("missing.safetensors")).unwrap_err();
         assert!(matches!(err, Error::Io { .. }));
         fs::remove_dir_all(path.parent().unwrap()).unwrap();
+    }
+
+    /// Byte mutation of valid files, and headers whose every number is chosen at random: the
+    /// reader returns tensors that match their shapes or an error, and never panics.
+    mod mutated_files {
+        use super::*;
+        use crate::data::testutil::{mutated, mutations};
+        use proptest::prelude::*;
+
+        fn check(bytes: &[u8]) {
+            if let Ok(file) = safetensors_from_bytes("fuzzed", bytes) {
+                for (_, tensor) in &file.tensors {
+                    assert_eq!(
+                        tensor.shape().iter().product::<usize>(),
+                        tensor.data().len()
+                    );
+                }
+            }
+        }
+
+        /// A file of one tensor per dtype convgrad reads, plus metadata.
+        fn valid_file(values: &[u8]) -> Vec<u8> {
+            let dtypes = [
+                (Dtype::F32, 4),
+                (Dtype::F16, 2),
+                (Dtype::BF16, 2),
+                (Dtype::F64, 8),
+                (Dtype::I64, 8),
+                (Dtype::I32, 4),
+                (Dtype::U8, 1),
+            ];
+            let data: Vec<Vec<u8>> = dtypes
+                .iter()
+                .map(|&(_, size)| values.iter().cycle().take(2 * size).copied().collect())
+                .collect();
+            let views: Vec<(String, TensorView<'_>)> = dtypes
+                .iter()
+                .zip(&data)
+                .enumerate()
+                .map(|(i, (&(dtype, _), bytes))| {
+                    (
+                        format!("t{i}"),
+                        TensorView::new(dtype, vec![2, 1], bytes).unwrap(),
+                    )
+                })
+                .collect();
+            let meta = HashMap::from([("k".to_string(), "v".to_string())]);
+            safetensors::serialize(views, Some(meta)).unwrap()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+            #[test]
+            fn mutated_bytes(values in proptest::collection::vec(any::<u8>(), 1..8), changes in mutations(4)) {
+                check(&mutated(&valid_file(&values), &changes));
+            }
+
+            #[test]
+            fn random_header_numbers(
+                dtype in prop_oneof![Just("F32"), Just("F16"), Just("BF16"), Just("F64"), Just("I64"), Just("U8"), Just("BOOL"), Just("F8_E4M3")],
+                shape in proptest::collection::vec(prop_oneof![0u64..4, any::<u64>(), Just(u64::MAX), Just(1 << 62)], 0..4),
+                offsets in (prop_oneof![0u64..16, any::<u64>()], prop_oneof![0u64..16, any::<u64>()]),
+                data_len in 0usize..32,
+                header_len_delta in -2i64..3,
+            ) {
+                let shape: Vec<String> = shape.iter().map(u64::to_string).collect();
+                let header = format!(
+                    r#"{{"t":{{"dtype":"{dtype}","shape":[{}],"data_offsets":[{},{}]}}}}"#,
+                    shape.join(","), offsets.0, offsets.1
+                );
+                let mut bytes = (header.len() as i64 + header_len_delta).max(0).to_le_bytes().to_vec();
+                bytes.extend_from_slice(header.as_bytes());
+                bytes.extend(std::iter::repeat_n(0x3f, data_len));
+                check(&bytes);
+            }
+        }
+
+        #[test]
+        fn every_dtype_of_the_valid_file_reads() {
+            let file = safetensors_from_bytes("valid", &valid_file(&[0, 0x3c, 1, 2])).unwrap();
+            assert_eq!(file.tensors.len(), 7);
+            assert_eq!(file.get("t6").unwrap().data(), &[0.0, 60.0]);
+        }
     }
 }

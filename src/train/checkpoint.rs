@@ -1,6 +1,6 @@
 //! `checkpoint.safetensors`: the model's parameters and buffers under their torchvision names,
 //! the optimiser's state under `optimizer.`, and the run's facts (model, epoch, configuration)
-//! as safetensors metadata. Written atomically (see [`crate::io::write_safetensors`]), so an
+//! as safetensors metadata. Written atomically (see [`atomic`](super::atomic)), so an
 //! interrupted run always leaves the previous complete checkpoint.
 
 use std::collections::HashMap;
@@ -8,12 +8,19 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ParamStore};
-use crate::io::{read_safetensors, write_safetensors};
+use safetensors::tensor::{Dtype, TensorView};
+
+use super::atomic::write_atomic;
+use super::{from_csv, EpochMetrics};
+use crate::io::read_safetensors;
 use crate::Tensor;
 
 const OPTIMIZER_PREFIX: &str = "optimizer.";
 const FORMAT_KEY: &str = "convgrad.format";
 const FORMAT: &str = "convgrad-checkpoint-1";
+/// The metrics of every epoch so far, as `metrics.csv` holds them: the checkpoint is the one
+/// file whose rename commits an epoch, so the history it carries is always the right one.
+pub(crate) const METRICS_KEY: &str = "convgrad.metrics";
 
 /// A checkpoint as read back from disk.
 #[derive(Clone, Debug)]
@@ -38,13 +45,23 @@ impl Checkpoint {
             })
     }
 
+    /// The per-epoch metrics up to this checkpoint, when it carries them (checkpoints written by
+    /// [`train`](super::train) do).
+    pub fn history(&self, path: &Path) -> Result<Option<Vec<EpochMetrics>>> {
+        self.metadata
+            .get(METRICS_KEY)
+            .map(|csv| from_csv(path, csv))
+            .transpose()
+    }
+
     /// A parameter store for `graph` from this checkpoint, checked name by name and shape by shape.
     pub fn store_for(&self, graph: &Graph) -> Result<ParamStore> {
         ParamStore::from_named(graph, self.params.iter().cloned())
     }
 }
 
-/// Writes a checkpoint atomically.
+/// Writes a checkpoint atomically (see [`write_atomic`](super::atomic::write_atomic)): a run
+/// killed while writing leaves the previous checkpoint whole.
 pub fn save_checkpoint(
     path: &Path,
     store: &ParamStore,
@@ -62,7 +79,26 @@ pub fn save_checkpoint(
     );
     let mut metadata = metadata.clone();
     metadata.insert(FORMAT_KEY.into(), FORMAT.into());
-    write_safetensors(path, &named, &metadata)
+    let format_error = |message: String| Error::Format {
+        path: path.to_path_buf(),
+        message,
+    };
+    let bytes_of: Vec<Vec<u8>> = named
+        .iter()
+        .map(|(_, t)| t.data().iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views = named
+        .iter()
+        .zip(&bytes_of)
+        .map(|((name, t), bytes)| {
+            TensorView::new(Dtype::F32, t.shape().to_vec(), bytes)
+                .map(|view| (name.clone(), view))
+                .map_err(|e| format_error(format!("tensor '{name}': {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let bytes = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| format_error(format!("cannot serialise the checkpoint: {e}")))?;
+    write_atomic(path, &bytes)
 }
 
 /// Reads and validates a checkpoint written by [`save_checkpoint`].

@@ -2,11 +2,11 @@
 //! auxiliary losses of GoogLeNet and Inception-v3), backward, optimiser update, and the new
 //! BatchNorm running statistics written back into the store.
 
+use super::nonfinite::forward_loss;
 use crate::error::Result;
 use crate::graph::{Graph, ParamStore};
-use crate::nn::Mode;
 use crate::optim::{trainable_grads, Optimizer};
-use crate::{Rng, Tape, Tensor};
+use crate::{Rng, Tensor};
 
 /// What one [`train_step`] measured on its batch, before the update.
 #[derive(Clone, Debug)]
@@ -38,16 +38,8 @@ pub fn train_step(
     labels: &[usize],
     dropout_rng: &mut Rng,
 ) -> Result<StepOutcome> {
-    let mut tape = Tape::new();
-    let input = tape.input(images);
-    let out = graph.forward_tape(&mut tape, store, input, Mode::Train, dropout_rng, true)?;
-    let mut loss = tape.cross_entropy(out.output, labels)?;
     let aux = aux_weight(graph.name());
-    for &aux_logits in &out.aux {
-        let aux_loss = tape.cross_entropy(aux_logits, labels)?;
-        let weighted = tape.scale(aux_loss, aux)?;
-        loss = tape.add(loss, weighted)?;
-    }
+    let (tape, out, loss) = forward_loss(graph, store, images, labels, dropout_rng, aux)?;
     let loss_value = tape.value(loss)?.item()?;
     let logits = tape.value(out.output)?.clone();
     if !loss_value.is_finite() {

@@ -11,6 +11,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::atomic::write_atomic;
+use super::checkpoint::METRICS_KEY;
+use super::nonfinite::{
+    first_non_finite_parameter, forward_loss, locate_non_finite, non_finite, non_finite_error,
+    NonFiniteStop, NonFiniteValue,
+};
 use super::{
     aux_weight, curves_svg, from_csv, load_checkpoint, save_checkpoint, to_csv, EpochMetrics,
 };
@@ -21,9 +27,8 @@ use crate::data::{
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ParamStore};
 use crate::models::{self, ModelConfig};
-use crate::nn::Mode;
 use crate::optim::{trainable_grads, Adam, Optimizer, RmsProp, Schedule, Sgd};
-use crate::{Rng, Tape, Tensor};
+use crate::{Rng, Tensor};
 
 /// Where the images come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,7 +147,8 @@ pub struct TrainConfig {
     pub schedule: String,
     pub seed: u64,
     pub out_dir: PathBuf,
-    /// Continue from `out_dir/checkpoint.safetensors`.
+    /// Continue from `out_dir/checkpoint.safetensors`, or start from epoch 1 when there is none
+    /// yet (a run killed before its first checkpoint).
     pub resume: bool,
     /// Stop after this many batches per epoch (for quick runs and tests); `None` for all.
     pub max_batches: Option<usize>,
@@ -376,7 +382,37 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
     let curves_path = config.out_dir.join("curves.svg");
     let fingerprint = config.fingerprint();
 
-    let (mut store, mut history) = if config.resume {
+    let title = format!(
+        "{} on {}, {} (lr {}), batch {}, seed {}",
+        config.model,
+        config.dataset.name(),
+        config.optimizer.name(),
+        config.lr,
+        config.batch_size,
+        config.seed
+    );
+    // Writes metrics.csv and curves.svg unless they already hold exactly this history.
+    let write_history = |history: &[EpochMetrics]| -> Result<()> {
+        for (path, contents) in [
+            (&metrics_path, to_csv(history)),
+            (&curves_path, curves_svg(&title, history)),
+        ] {
+            if fs::read(path).ok().as_deref() != Some(contents.as_bytes()) {
+                write_atomic(path, contents.as_bytes())?;
+            }
+        }
+        Ok(())
+    };
+
+    let resumable = config.resume && checkpoint_path.exists();
+    if config.resume && !resumable {
+        // A run killed before its first checkpoint has nothing to resume: start it again.
+        observer.note(&format!(
+            "no checkpoint at {} yet: starting from epoch 1",
+            checkpoint_path.display()
+        ));
+    }
+    let (mut store, mut history) = if resumable {
         let checkpoint = load_checkpoint(&checkpoint_path)?;
         for (key, value) in &fingerprint {
             if checkpoint.metadata.get(key) != Some(value) {
@@ -393,18 +429,25 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
         let done = checkpoint.epoch(&checkpoint_path)?;
         let store = checkpoint.store_for(&graph)?;
         optimizer.load_state(&checkpoint.optimizer)?;
-        let text = fs::read_to_string(&metrics_path).map_err(|source| Error::Io {
-            path: metrics_path.clone(),
-            source,
-        })?;
-        let mut history = from_csv(&metrics_path, &text)?;
-        history.retain(|m| m.epoch <= done);
-        if history.len() != done {
+        let history = match checkpoint.history(&checkpoint_path)? {
+            Some(history) => history,
+            None => {
+                // A checkpoint without its history: take it from metrics.csv.
+                let text = fs::read_to_string(&metrics_path).map_err(|source| Error::Io {
+                    path: metrics_path.clone(),
+                    source,
+                })?;
+                let mut history = from_csv(&metrics_path, &text)?;
+                history.retain(|m| m.epoch <= done);
+                history
+            }
+        };
+        if history.len() != done || history.iter().enumerate().any(|(i, m)| m.epoch != i + 1) {
             return Err(Error::Format {
-                path: metrics_path.clone(),
+                path: checkpoint_path.clone(),
                 message: format!(
-                    "holds {} epochs but the checkpoint is after epoch {done}",
-                    history.len()
+                    "holds the metrics of epochs {:?} but was written after epoch {done}",
+                    history.iter().map(|m| m.epoch).collect::<Vec<_>>()
                 ),
             });
         }
@@ -412,6 +455,8 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
             "resuming after epoch {done} from {}",
             checkpoint_path.display()
         ));
+        // A run killed between the checkpoint and the other files left them one epoch behind.
+        write_history(&history)?;
         (store, history)
     } else {
         (
@@ -438,34 +483,41 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
             let Some(batch) = batch_iter.next() else {
                 break;
             };
-            let mut tape = Tape::new();
-            let input = tape.input(batch.images);
-            let out = graph.forward_tape(
-                &mut tape,
+            // Kept to replay the step if a value turns out not to be finite.
+            let (images, rng_before) = (batch.images.clone(), dropout_rng.clone());
+            let (tape, out, loss) = forward_loss(
+                &graph,
                 &store,
-                input,
-                Mode::Train,
+                batch.images,
+                &batch.labels,
                 &mut dropout_rng,
-                true,
+                aux,
             )?;
-            let mut loss = tape.cross_entropy(out.output, &batch.labels)?;
-            for &aux_logits in &out.aux {
-                let aux_loss = tape.cross_entropy(aux_logits, &batch.labels)?;
-                let weighted = tape.scale(aux_loss, aux)?;
-                loss = tape.add(loss, weighted)?;
-            }
+            let global_step = history.len() * batches + step + 1;
+            let stop = |what: String, found: Option<NonFiniteValue>| {
+                non_finite_error(NonFiniteStop {
+                    what,
+                    epoch,
+                    step: global_step,
+                    batch: step + 1,
+                    batches,
+                    found,
+                    checkpoint: &checkpoint_path,
+                })
+            };
+            let locate = || {
+                locate_non_finite(
+                    &graph,
+                    &store,
+                    &images,
+                    &batch.labels,
+                    rng_before.clone(),
+                    aux,
+                )
+            };
             let loss_value = tape.value(loss)?.item()?;
             if !loss_value.is_finite() {
-                return Err(Error::invalid(
-                    "train",
-                    format!(
-                        "the loss became {loss_value} at epoch {epoch}, step {} (batch {} of {batches}); \
-                         training stopped. The last good checkpoint is kept: {}",
-                        history.len() * batches + step + 1,
-                        step + 1,
-                        if checkpoint_path.exists() { checkpoint_path.display().to_string() } else { "none yet".into() }
-                    ),
-                ));
+                return Err(stop(format!("the loss became {loss_value}"), locate()?));
             }
             let n = batch.labels.len();
             correct += correct_predictions(tape.value(out.output)?, &batch.labels);
@@ -473,7 +525,16 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
             seen += n;
             let mut grads = tape.backward(loss)?;
             let grads = trainable_grads(&kinds, &out.params, &mut grads)?;
+            if grads.iter().flatten().any(|g| non_finite(g).0 > 0) {
+                return Err(stop("a gradient became non-finite".into(), locate()?));
+            }
             optimizer.step(store.tensors_mut(), &grads)?;
+            if let Some(found) = first_non_finite_parameter(&store) {
+                return Err(stop(
+                    format!("the optimiser's update (lr {lr}) overflowed"),
+                    Some(found),
+                ));
+            }
             for (slot, value) in out.buffer_updates {
                 store.tensors_mut()[slot] = value;
             }
@@ -503,33 +564,14 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
         history.push(metrics);
         let mut metadata = fingerprint.clone();
         metadata.insert("convgrad.epoch".into(), epoch.to_string());
+        metadata.insert(METRICS_KEY.into(), to_csv(&history));
+        // The checkpoint's rename commits the epoch; the other files follow from it.
         save_checkpoint(&checkpoint_path, &store, &optimizer.state(), &metadata)?;
-        write_atomic(&metrics_path, to_csv(&history).as_bytes())?;
-        let title = format!(
-            "{} on {}, {} (lr {}), batch {}, seed {}",
-            config.model,
-            config.dataset.name(),
-            config.optimizer.name(),
-            config.lr,
-            config.batch_size,
-            config.seed
-        );
-        write_atomic(&curves_path, curves_svg(&title, &history).as_bytes())?;
+        write_history(&history)?;
         observer.epoch_finished(&metrics);
     }
     Ok(TrainReport {
         metrics: history,
         checkpoint: checkpoint_path,
     })
-}
-
-/// Writes a small text file by way of a temporary file and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    fs::write(&tmp, bytes)
-        .and_then(|()| fs::rename(&tmp, path))
-        .map_err(|source| Error::Io {
-            path: path.to_path_buf(),
-            source,
-        })
 }

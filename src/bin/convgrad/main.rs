@@ -1,6 +1,8 @@
 //! The `convgrad` command line: explore the zoo, compare convolutions, train and run models.
 
 mod bench;
+#[cfg(test)]
+mod cli_tests;
 mod compare;
 mod gradients;
 mod infer;

@@ -96,7 +96,8 @@ pub struct TrainArgs {
     /// (default: runs/MODEL-DATASET).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Continue from the checkpoint in the output directory.
+    /// Continue from the checkpoint in the output directory (a run killed before its first
+    /// checkpoint starts again from epoch 1).
     #[arg(long)]
     pub resume: bool,
     /// Random crops: pad by this many pixels, then crop back at a random offset (default: 4
@@ -109,11 +110,16 @@ pub struct TrainArgs {
     /// Train on at most this many batches per epoch (quick experiments).
     #[arg(long, hide = true)]
     pub max_batches: Option<usize>,
+    /// Also print a plain progress line every STEPS steps (for logs: the progress bars are
+    /// drawn only on a terminal).
+    #[arg(long, value_name = "STEPS")]
+    pub log_every: Option<usize>,
 }
 
 /// Progress bars: one per epoch, with loss, accuracy, images per second and time left.
 struct Bars {
     bar: Option<ProgressBar>,
+    log_every: Option<usize>,
 }
 
 impl Observer for Bars {
@@ -132,6 +138,24 @@ impl Observer for Bars {
     }
 
     fn step(&mut self, p: &StepProgress) {
+        if self
+            .log_every
+            .is_some_and(|every| p.batch % every.max(1) == 0)
+        {
+            let line = format!(
+                "epoch {} step {}/{}: loss {:.4} acc {:.2}%",
+                p.epoch,
+                p.batch,
+                p.batches,
+                p.loss,
+                100.0 * p.accuracy
+            );
+            // Above the bar on a terminal; a hidden bar would swallow the line.
+            match &self.bar {
+                Some(bar) if !bar.is_hidden() => bar.println(line),
+                _ => println!("{line}"),
+            }
+        }
         if let Some(bar) = &self.bar {
             bar.set_position(p.batch as u64);
             bar.set_message(format!(
@@ -252,7 +276,11 @@ pub fn run_train(args: &TrainArgs) -> convgrad::Result<()> {
         rayon::current_num_threads(),
         out.display()
     );
-    let report = train(&config, &mut Bars { bar: None })?;
+    let mut bars = Bars {
+        bar: None,
+        log_every: args.log_every,
+    };
+    let report = train(&config, &mut bars)?;
     if let Some(last) = report.metrics.last() {
         println!(
             "done: test accuracy {:.2}% after {} epochs; wrote {}, {}, {}",
@@ -284,7 +312,25 @@ pub struct EvalArgs {
 pub fn run_eval(args: &EvalArgs) -> convgrad::Result<()> {
     set_threads(args.threads)?;
     let dataset = args.data.kind();
+    // The checkpoint first: a checkpoint of another model or dataset is refused before the
+    // dataset is loaded, with what it was trained as.
     let checkpoint = load_checkpoint(&args.checkpoint)?;
+    for (key, asked) in [
+        ("convgrad.model", args.model.as_str()),
+        ("convgrad.dataset", dataset.name()),
+    ] {
+        if let Some(trained) = checkpoint.metadata.get(key) {
+            if trained != asked {
+                return Err(convgrad::Error::InvalidArgument {
+                    op: "eval".into(),
+                    message: format!(
+                        "{}: the checkpoint was trained with {key} = {trained}, not {asked}",
+                        args.checkpoint.display()
+                    ),
+                });
+            }
+        }
+    }
     let resize = match args.data.resize {
         Some(size) => Some(size),
         None => match checkpoint
