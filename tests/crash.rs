@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use convgrad::train::atomic::{partial_path, FAULT_MARKER, FAULT_PAUSE_ENV};
+use convgrad::io::atomic::{partial_path, FAULT_MARKER, FAULT_PAUSE_ENV};
 use convgrad::train::{from_csv, load_checkpoint};
 
 const EPOCHS: usize = 3;

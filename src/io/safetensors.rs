@@ -8,9 +8,10 @@
 //! either the old file or the new one, never half of one.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
+
+use super::atomic::write_atomic;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
@@ -191,20 +192,13 @@ pub fn safetensors_from_bytes(origin: impl AsRef<Path>, bytes: &[u8]) -> Result<
     })
 }
 
-fn io_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// Writes f32 tensors and string metadata to `path`, atomically: the bytes go to a temporary file
-/// beside it, are flushed to disk, and the file is renamed over `path`.
-pub fn write_safetensors(
+/// The bytes of a safetensors file holding f32 `tensors` and string `metadata`; `path` names the
+/// file in errors.
+pub fn safetensors_bytes(
     path: impl AsRef<Path>,
     tensors: &[(String, &Tensor)],
     metadata: &HashMap<String, String>,
-) -> Result<()> {
+) -> Result<Vec<u8>> {
     let path = path.as_ref();
     let bytes_of: Vec<Vec<u8>> = tensors
         .iter()
@@ -220,38 +214,25 @@ pub fn write_safetensors(
         })
         .collect::<Result<Vec<_>>>()?;
     let info = (!metadata.is_empty()).then(|| metadata.clone());
-    let bytes = safetensors::serialize(views, info)
-        .map_err(|e| format_error(path, format!("cannot serialise: {e}")))?;
+    safetensors::serialize(views, info)
+        .map_err(|e| format_error(path, format!("cannot serialise: {e}")))
+}
 
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| format_error(path, "not a file path"))?
-        .to_string_lossy();
-    let temporary: PathBuf =
-        path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = File::create(&temporary).map_err(io_error(&temporary))?;
-        file.write_all(&bytes).map_err(io_error(&temporary))?;
-        file.sync_all().map_err(io_error(&temporary))?;
-        drop(file);
-        fs::rename(&temporary, path).map_err(io_error(path))?;
-        // Make the rename itself durable.
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if let Ok(dir) = File::open(dir) {
-                let _ = dir.sync_all();
-            }
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temporary);
-    }
-    result
+/// Writes f32 tensors and string metadata to `path`, atomically (see [`write_atomic`]): a crash
+/// leaves the old file or the new one, never half of one.
+pub fn write_safetensors(
+    path: impl AsRef<Path>,
+    tensors: &[(String, &Tensor)],
+    metadata: &HashMap<String, String>,
+) -> Result<()> {
+    let path = path.as_ref();
+    write_atomic(path, &safetensors_bytes(path, tensors, metadata)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn temp_path(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("convgrad-st-{}-{name}", std::process::id()));

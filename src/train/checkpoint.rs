@@ -1,6 +1,6 @@
 //! `checkpoint.safetensors`: the model's parameters and buffers under their torchvision names,
 //! the optimiser's state under `optimizer.`, and the run's facts (model, epoch, configuration)
-//! as safetensors metadata. Written atomically (see [`atomic`](super::atomic)), so an
+//! as safetensors metadata. Written atomically (see [`crate::io::atomic`]), so an
 //! interrupted run always leaves the previous complete checkpoint.
 
 use std::collections::HashMap;
@@ -8,11 +8,10 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ParamStore};
-use safetensors::tensor::{Dtype, TensorView};
 
-use super::atomic::write_atomic;
 use super::{from_csv, EpochMetrics};
-use crate::io::read_safetensors;
+use crate::io::atomic::write_atomic;
+use crate::io::{read_safetensors, safetensors_bytes};
 use crate::Tensor;
 
 const OPTIMIZER_PREFIX: &str = "optimizer.";
@@ -60,7 +59,7 @@ impl Checkpoint {
     }
 }
 
-/// Writes a checkpoint atomically (see [`write_atomic`](super::atomic::write_atomic)): a run
+/// Writes a checkpoint atomically (see [`write_atomic`](crate::io::atomic::write_atomic)): a run
 /// killed while writing leaves the previous checkpoint whole.
 pub fn save_checkpoint(
     path: &Path,
@@ -79,25 +78,7 @@ pub fn save_checkpoint(
     );
     let mut metadata = metadata.clone();
     metadata.insert(FORMAT_KEY.into(), FORMAT.into());
-    let format_error = |message: String| Error::Format {
-        path: path.to_path_buf(),
-        message,
-    };
-    let bytes_of: Vec<Vec<u8>> = named
-        .iter()
-        .map(|(_, t)| t.data().iter().flat_map(|v| v.to_le_bytes()).collect())
-        .collect();
-    let views = named
-        .iter()
-        .zip(&bytes_of)
-        .map(|((name, t), bytes)| {
-            TensorView::new(Dtype::F32, t.shape().to_vec(), bytes)
-                .map(|view| (name.clone(), view))
-                .map_err(|e| format_error(format!("tensor '{name}': {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let bytes = safetensors::serialize(views, Some(metadata))
-        .map_err(|e| format_error(format!("cannot serialise the checkpoint: {e}")))?;
+    let bytes = safetensors_bytes(path, &named, &metadata)?;
     write_atomic(path, &bytes)
 }
 

@@ -1,6 +1,5 @@
 //! Training: the loop (`trainer`), metrics, curves and checkpoints.
 
-pub mod atomic;
 mod bench;
 mod checkpoint;
 mod curves;

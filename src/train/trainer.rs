@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::atomic::write_atomic;
 use super::checkpoint::METRICS_KEY;
 use super::nonfinite::{
     first_non_finite_parameter, forward_loss, locate_non_finite, non_finite, non_finite_error,
@@ -26,6 +25,7 @@ use crate::data::{
 };
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ParamStore};
+use crate::io::atomic::write_atomic;
 use crate::models::{self, ModelConfig};
 use crate::optim::{trainable_grads, Adam, Optimizer, RmsProp, Schedule, Sgd};
 use crate::{Rng, Tensor};

@@ -1,5 +1,5 @@
-//! Atomic file replacement for everything a training run writes (checkpoint, `metrics.csv`,
-//! `curves.svg`): the bytes go to `.NAME.partial` beside the target, are flushed to disk, and the
+//! Atomic file replacement for everything convgrad writes (safetensors files, and a training
+//! run's checkpoint, `metrics.csv` and `curves.svg`): the bytes go to `.NAME.partial` beside the target, are flushed to disk, and the
 //! temporary file is renamed over the target, and the directory is flushed so that the rename
 //! itself survives a power cut. A run killed at any instant leaves the old file or the new one,
 //! never a mixture; a stale `.partial` left by a killed run is overwritten by the next write.
