@@ -28,7 +28,7 @@ mod summary;
 pub use builder::GraphBuilder;
 pub use run::TapeOutput;
 pub use store::ParamStore;
-pub use summary::SummaryRow;
+pub use summary::{thousands, SummaryRow};
 
 use crate::nn::{Layer, ParamKind, ParamSpec};
 

@@ -16,8 +16,8 @@ pub struct SummaryRow {
     pub multiply_adds: u64,
 }
 
-/// `1234567` as `1,234,567`.
-pub(crate) fn thousands(n: u64) -> String {
+/// `1234567` as `1,234,567`, as the summary and the CLI print counts.
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

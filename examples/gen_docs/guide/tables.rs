@@ -9,7 +9,8 @@ use convgrad::nn::{Conv2d, SeparableConv2d};
 use convgrad_kernels::{Conv2dGeometry, ConvKind};
 
 use super::measured::{KernelCase, Training};
-use super::{thousands, Table};
+use super::Table;
+use convgrad::graph::thousands;
 
 /// A model of a chapter's table, and whether to build its auxiliary heads.
 type Variant = (&'static str, bool);

@@ -6,7 +6,7 @@ use clap::Args;
 use convgrad::functional::{conv2d, Conv2dOptions};
 use convgrad::{Rng, Tensor};
 
-use crate::zoo::thousands;
+use convgrad::graph::thousands;
 
 #[derive(Args)]
 pub struct CompareArgs {

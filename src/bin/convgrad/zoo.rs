@@ -1,7 +1,7 @@
 //! `convgrad models`, `convgrad summary`, `convgrad dot`.
 
 use clap::Args;
-use convgrad::graph::Graph;
+use convgrad::graph::{thousands, Graph};
 use convgrad::models::{self, ModelConfig, MODELS};
 
 #[derive(Args)]
@@ -74,16 +74,4 @@ pub fn summary(args: &ModelArgs) -> convgrad::Result<()> {
 pub fn dot(args: &ModelArgs) -> convgrad::Result<()> {
     print!("{}", build(args)?.to_dot());
     Ok(())
-}
-
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
