@@ -1,7 +1,8 @@
 //! convgrad against PyTorch, on fixtures written by `scripts/torch_fixtures.py`: the same
 //! weights (torchvision's names, randomised BatchNorm statistics) and the same input must give
 //!
-//! - logits (evaluation mode) within 1e-3 of PyTorch's, relative to the largest |logit|;
+//! - logits (evaluation mode, by `Graph::forward` and by the folded `Graph::inference` plan)
+//!   within 1e-3 of PyTorch's, relative to the largest |logit|;
 //! - the mean cross-entropy of a training-mode forward (batch statistics, no dropout) within
 //!   1e-4, relative;
 //! - every parameter's gradient within 1e-3 of PyTorch's, relative in norm:
@@ -133,14 +134,19 @@ fn check_tweaked(dir: &Path, tweak: &dyn Fn(&mut ParamStore)) -> Report {
         .unwrap_or_else(|e| panic!("{name}: {e}"));
     tweak(&mut store);
 
-    // Evaluation mode.
+    // Evaluation mode, both as the graph runs node by node and as the inference plan runs it
+    // (BatchNorm folded into the convolutions, activations in place): the worse counts.
     let logits = graph.forward(&store, &input).unwrap();
+    let folded = graph.inference(&store).unwrap().forward(&input).unwrap();
     assert_eq!(logits.shape(), torch_logits.shape(), "{name}: logits shape");
     let largest = torch_logits
         .data()
         .iter()
         .fold(0f64, |m, &v| m.max((v as f64).abs()));
-    let logits_error = logits.max_abs_diff(&torch_logits).unwrap() as f64 / largest;
+    let logits_error = [&logits, &folded]
+        .map(|l| l.max_abs_diff(&torch_logits).unwrap() as f64 / largest)
+        .into_iter()
+        .fold(0.0, f64::max);
 
     // Training mode: batch statistics, dropout off, mean cross-entropy on the main output.
     let mut tape = Tape::new();

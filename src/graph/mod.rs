@@ -21,11 +21,13 @@
 
 mod builder;
 mod dot;
+mod inference;
 mod run;
 mod store;
 mod summary;
 
 pub use builder::GraphBuilder;
+pub use inference::Inference;
 pub use run::TapeOutput;
 pub use store::ParamStore;
 pub use summary::{thousands, SummaryRow};

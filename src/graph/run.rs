@@ -24,7 +24,7 @@ pub struct TapeOutput {
 }
 
 impl Graph {
-    fn check_input(&self, shape: &[usize]) -> Result<()> {
+    pub(super) fn check_input(&self, shape: &[usize]) -> Result<()> {
         if shape.len() != self.input_shape().len() + 1 || shape[1..] != *self.input_shape() {
             return Err(Error::Graph {
                 node: "input".into(),
@@ -54,7 +54,7 @@ impl Graph {
     }
 
     /// Checks, before anything runs, that `store` holds this graph's tensors by name and shape.
-    fn check_store(&self, store: &ParamStore) -> Result<()> {
+    pub(super) fn check_store(&self, store: &ParamStore) -> Result<()> {
         let specs = self.param_specs();
         let mut problems: Vec<String> = specs
             .iter()
@@ -100,7 +100,7 @@ impl Graph {
     }
 
     /// Which nodes the main output depends on (auxiliary heads are not among them).
-    fn needed_for_output(&self) -> Vec<bool> {
+    pub(super) fn needed_for_output(&self) -> Vec<bool> {
         let mut needed = vec![false; self.nodes.len()];
         needed[self.output.0] = true;
         for i in (0..self.nodes.len()).rev() {

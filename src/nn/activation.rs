@@ -1,13 +1,13 @@
 //! Parameter-free layers: ReLU, ReLU6, Flatten, Dropout, and the two joins, Add (residual
 //! connections) and Concat (Inception branches, DenseNet features).
 
-use super::{single, Layer, Mode, TapeContext};
+use super::{single, Fusion, Layer, Mode, TapeContext};
 use crate::error::fmt_shape;
 use crate::functional::{add, concat, flatten, relu, relu6};
 use crate::{Tape, Tensor, Var};
 
 macro_rules! pointwise_layer {
-    ($(#[$doc:meta])* $name:ident, $kind:literal, $f:ident) => {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $f:ident, $scalar:expr) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct $name;
@@ -18,6 +18,9 @@ macro_rules! pointwise_layer {
             }
             fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
                 Ok(single(inputs)?.to_vec())
+            }
+            fn fusion(&self) -> Fusion<'_> {
+                Fusion::Map($scalar)
             }
             fn forward(&self, inputs: &[&Tensor], _: &[&Tensor]) -> crate::Result<Tensor> {
                 Ok($f(inputs[0]))
@@ -37,11 +40,11 @@ macro_rules! pointwise_layer {
 
 pointwise_layer!(
     /// `max(x, 0)`.
-    ReLU, "ReLU", relu
+    ReLU, "ReLU", relu, |v| if v > 0.0 { v } else { 0.0 }
 );
 pointwise_layer!(
     /// `min(max(x, 0), 6)` (MobileNet).
-    ReLU6, "ReLU6", relu6
+    ReLU6, "ReLU6", relu6, |v| v.clamp(0.0, 6.0)
 );
 
 /// `[C, H, W]` to `[C * H * W]` per sample.
@@ -116,6 +119,9 @@ pub struct Add;
 impl Layer for Add {
     fn kind(&self) -> &'static str {
         "Add"
+    }
+    fn fusion(&self) -> Fusion<'_> {
+        Fusion::Sum
     }
     fn output_shape(&self, inputs: &[&[usize]]) -> Result<Vec<usize>, String> {
         let first = inputs.first().ok_or("takes at least one input")?;

@@ -1,6 +1,6 @@
 //! Conv2d: standard, grouped, depthwise (groups = channels) and pointwise (1 x 1) convolution.
 
-use super::{feature_map, single, Init, Layer, ParamSpec, TapeContext};
+use super::{feature_map, single, Fusion, Init, Layer, ParamSpec, TapeContext};
 use crate::autograd::Conv2dOptions;
 use crate::functional::conv2d;
 use crate::{Tape, Tensor, Var};
@@ -164,6 +164,10 @@ impl Layer for Conv2d {
         let (kh, kw) = self.kernel_size;
         let per_output = (self.in_channels / self.options.groups.max(1)) * kh * kw;
         output.iter().product::<usize>() as u64 * per_output as u64
+    }
+
+    fn fusion(&self) -> Fusion<'_> {
+        Fusion::Conv2d(self)
     }
 
     fn forward(&self, inputs: &[&Tensor], params: &[&Tensor]) -> crate::Result<Tensor> {

@@ -131,6 +131,13 @@ pub trait Layer: Debug + Send + Sync {
         0
     }
 
+    /// What an inference plan may fuse or run in place for this layer
+    /// (see [`Graph::inference`](crate::graph::Graph::inference)). Layers of your own can leave
+    /// the default: they always run through [`Layer::forward`].
+    fn fusion(&self) -> Fusion<'_> {
+        Fusion::None
+    }
+
     /// Forward on plain tensors (batch included), for inference in evaluation mode.
     fn forward(&self, inputs: &[&Tensor], params: &[&Tensor]) -> crate::Result<Tensor>;
 
@@ -142,6 +149,24 @@ pub trait Layer: Debug + Send + Sync {
         params: &[Var],
         ctx: &mut TapeContext<'_>,
     ) -> crate::Result<Var>;
+}
+
+/// What [`Layer::fusion`] tells an inference plan about a layer.
+#[derive(Clone, Copy, Debug)]
+pub enum Fusion<'a> {
+    /// Nothing: run the layer's own `forward`.
+    None,
+    /// A convolution, which can take in the BatchNorm that follows it.
+    Conv2d(&'a Conv2d),
+    /// A depthwise-separable convolution, whose pointwise half can take in the BatchNorm that
+    /// follows.
+    Separable(&'a SeparableConv2d),
+    /// A BatchNorm, which can be folded into the convolution before it.
+    BatchNorm(&'a BatchNorm2d),
+    /// An elementwise map that may overwrite its input when nothing else reads it.
+    Map(fn(f32) -> f32),
+    /// A sum of same-shaped inputs that may accumulate into the first.
+    Sum,
 }
 
 /// Checks the number of inputs and returns the single one.

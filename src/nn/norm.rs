@@ -1,6 +1,6 @@
 //! Normalisation layers: BatchNorm2d and LocalResponseNorm.
 
-use super::{single, Init, Layer, Mode, ParamSpec, TapeContext};
+use super::{single, Fusion, Init, Layer, Mode, ParamSpec, TapeContext};
 use crate::autograd::{BatchNormOptions, LrnOptions};
 use crate::error::fmt_shape;
 use crate::functional::{batch_norm, local_response_norm};
@@ -59,6 +59,9 @@ impl Layer for BatchNorm2d {
             ParamSpec::buffer("running_mean", c.clone(), Init::Zeros),
             ParamSpec::buffer("running_var", c, Init::Ones),
         ]
+    }
+    fn fusion(&self) -> Fusion<'_> {
+        Fusion::BatchNorm(self)
     }
     fn forward(&self, inputs: &[&Tensor], params: &[&Tensor]) -> crate::Result<Tensor> {
         let (mut mean, mut var) = (params[2].clone(), params[3].clone());

@@ -5,7 +5,7 @@
 //! It costs `k^2 * C_in + C_in * C_out` weights and multiply-adds per pixel against
 //! `k^2 * C_in * C_out` for a standard convolution: a ratio of `1/C_out + 1/k^2`.
 
-use super::{feature_map, single, Conv2d, Layer, ParamSpec, TapeContext};
+use super::{feature_map, single, Conv2d, Fusion, Layer, ParamSpec, TapeContext};
 use crate::autograd::Conv2dOptions;
 use crate::functional::conv2d;
 use crate::{Tape, Tensor, Var};
@@ -59,7 +59,7 @@ impl SeparableConv2d {
         self.pointwise.in_channels = in_channels;
         self
     }
-    fn has_bias(&self) -> bool {
+    pub(crate) fn has_bias(&self) -> bool {
         self.depthwise.bias
     }
 }
@@ -111,6 +111,9 @@ impl Layer for SeparableConv2d {
     fn multiply_adds(&self, inputs: &[&[usize]], output: &[usize]) -> u64 {
         let mid = self.depthwise.output_shape(inputs).unwrap_or_default();
         self.depthwise.multiply_adds(inputs, &mid) + self.pointwise.multiply_adds(&[&mid], output)
+    }
+    fn fusion(&self) -> Fusion<'_> {
+        Fusion::Separable(self)
     }
     fn forward(&self, inputs: &[&Tensor], params: &[&Tensor]) -> crate::Result<Tensor> {
         let (dw_bias, pw_bias) = if self.has_bias() {

@@ -296,8 +296,9 @@ pub fn evaluate(
 ) -> Result<(f64, f64, Vec<usize>)> {
     let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
     let mut predictions = Vec::with_capacity(loader.dataset().len());
+    let plan = graph.inference(store)?;
     for batch in loader.epoch(0) {
-        let logits = graph.forward(store, &batch.images)?;
+        let logits = plan.forward(&batch.images)?;
         let n = batch.labels.len();
         loss_sum +=
             crate::functional::cross_entropy(&logits, &batch.labels)?.item()? as f64 * n as f64;

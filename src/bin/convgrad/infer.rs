@@ -111,7 +111,7 @@ pub fn run(args: &InferArgs) -> convgrad::Result<()> {
     let (_, input) = read_batch(&args.input)?;
     let model = load_for_batch(&args.model, &args.weights, &input, args.classes)?;
     let start = Instant::now();
-    let logits = model.graph.forward(&model.store, &input)?;
+    let logits = model.graph.inference(&model.store)?.forward(&input)?;
     let elapsed = start.elapsed();
     let metadata = HashMap::from([("model".to_string(), args.model.clone())]);
     write_safetensors(&args.output, &[("logits".to_string(), &logits)], &metadata)?;

@@ -127,7 +127,7 @@ pub fn run(args: &PredictArgs) -> convgrad::Result<()> {
         batch.extend(load_image(path, &pre)?);
     }
     let input = Tensor::from_vec(batch, &[args.images.len(), 3, crop, crop])?;
-    let logits = model.graph.forward(&model.store, &input)?;
+    let logits = model.graph.inference(&model.store)?.forward(&input)?;
     let probabilities = convgrad::functional::softmax(&logits, 1)?;
     for (i, path) in args.images.iter().enumerate() {
         let row = &probabilities.data()[i * classes..(i + 1) * classes];
