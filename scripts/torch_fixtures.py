@@ -21,6 +21,14 @@ writes a directory OUT_DIR/<name>/ holding
 - grads.safetensors: `grad.<name>` for every parameter that the loss reaches, with PyTorch's
   own float32 error for each in the metadata.
 
+PyTorch's float32 result is not one number: the same model run with one thread, in the
+channels-last memory format, or with the native (non-oneDNN) convolution sums in other orders,
+and on a badly conditioned network those orders land pre-activations on different sides of a
+ReLU kink. The worst error of any of these variants against float64 is recorded too
+(`torch_f32_variants_logits_error`, `..._loss_error`, `..._gradient_error`, in io's
+metadata): it is how far from exact a float32 implementation can be and still be "what PyTorch
+computes". `--variants-only` adds them to fixtures written before they existed.
+
 Logits, loss and gradients are computed in float64 from the float32 weights and input (then
 stored as float32): the exact answer to compare with, since some of these random networks are
 so badly conditioned in training mode that float32 PyTorch misses it by more than 1e-3. GoogLeNet keeps
@@ -39,7 +47,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torchvision.models as tv
-from safetensors.torch import save_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 CLASSES = 10
 
@@ -170,6 +179,48 @@ def relative(ours, exact):
     return ((ours.double() - exact).norm() / exact.norm().clamp_min(1e-300)).item()
 
 
+def worst_gradient_error(grads, exact):
+    """The worst relative error in norm over a model's gradients, as tests/torch_equality.rs
+    measures it: a gradient that is zero in exact arithmetic (below 1e-6 of the largest, such as
+    a convolution's bias right before a training-mode BatchNorm) against the largest's norm."""
+    largest = max(g.double().norm().item() for g in exact.values())
+    worst = 0.0
+    for k, g in exact.items():
+        g = g.double()
+        scale = largest if g.norm().item() < 1e-6 * largest else g.norm().item()
+        worst = max(worst, (grads[k].double() - g).norm().item() / scale)
+    return worst
+
+
+def variant_errors(make, state, x, target, logits, loss, grads):
+    """PyTorch float32 computed four equally valid ways (2 threads with oneDNN, 1 thread,
+    channels-last, native convolution); the worst error of any of them against float64."""
+    def fresh():
+        model = make().float()
+        model.load_state_dict(state)
+        return model
+
+    results = []
+    torch.set_num_threads(2)
+    results.append(run(fresh(), x, target))
+    torch.set_num_threads(1)
+    results.append(run(fresh(), x, target))
+    torch.set_num_threads(2)
+    results.append(run(fresh().to(memory_format=torch.channels_last),
+                       x.to(memory_format=torch.channels_last), target))
+    with torch.backends.mkldnn.flags(enabled=False):
+        results.append(run(fresh(), x, target))
+    scale = logits.abs().max().item()
+    return {
+        "torch_f32_variants_logits_error": max(
+            (l.double() - logits).abs().max().item() / scale for l, _, _ in results),
+        "torch_f32_variants_loss_error": max(
+            abs(o.item() - loss.item()) / abs(loss.item()) for _, o, _ in results),
+        "torch_f32_variants_gradient_error": max(
+            worst_gradient_error(g, grads) for _, _, g in results),
+    }
+
+
 def write_fixture(out_dir, name, make, input_shape, meta, seed):
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -193,6 +244,7 @@ def write_fixture(out_dir, name, make, input_shape, meta, seed):
         "torch_f32_loss_error": abs(loss32.item() - loss.item()) / abs(loss.item()),
     }
     grad_errors = {f"grad.{k}": f"{relative(grads32[k], g):.6e}" for k, g in grads.items()}
+    torch_error.update(variant_errors(make, state, x, target, logits, loss, grads))
 
     directory = os.path.join(out_dir, name)
     os.makedirs(directory, exist_ok=True)
@@ -216,7 +268,33 @@ def write_fixture(out_dir, name, make, input_shape, meta, seed):
           f"loss {loss.item():.6f}, {len(grads)} gradients; PyTorch float32 against float64: "
           f"logits {torch_error['torch_f32_logits_error']:.2e}, "
           f"loss {torch_error['torch_f32_loss_error']:.2e}, worst gradient {worst[1]} "
-          f"({worst[0]})", flush=True)
+          f"({worst[0]}); worst float32 variant: gradient "
+          f"{torch_error['torch_f32_variants_gradient_error']:.2e}, loss "
+          f"{torch_error['torch_f32_variants_loss_error']:.2e}", flush=True)
+
+
+def add_variants(out_dir, name, make):
+    """Adds the float32 variants' errors to a fixture written without them."""
+    directory = os.path.join(out_dir, name)
+    state = load_file(os.path.join(directory, "weights.safetensors"))
+    io_path = os.path.join(directory, "io.safetensors")
+    with safe_open(io_path, "pt") as f:
+        metadata = f.metadata()
+    io = load_file(io_path)
+    grads = {k.removeprefix("grad."): g.double()
+             for k, g in load_file(os.path.join(directory, "grads.safetensors")).items()}
+    # The stored float64 results were rounded to float32; the exact values are recomputed.
+    exact_model = make().double()
+    exact_model.load_state_dict({k: v.double() if v.is_floating_point() else v
+                                 for k, v in state.items()})
+    logits, loss, grads = run(exact_model, io["input"].double(), io["target"])
+    errors = variant_errors(make, state, io["input"], io["target"], logits, loss, grads)
+    metadata.update({k: f"{v:.6e}" for k, v in errors.items()})
+    save_file(io, io_path, metadata=metadata)
+    print(f"{name}: worst float32 variant against float64: logits "
+          f"{errors['torch_f32_variants_logits_error']:.2e}, loss "
+          f"{errors['torch_f32_variants_loss_error']:.2e}, gradient "
+          f"{errors['torch_f32_variants_gradient_error']:.2e}", flush=True)
 
 
 def main():
@@ -225,6 +303,8 @@ def main():
     parser.add_argument("--models", help="comma-separated names (default: all)")
     parser.add_argument("--small", action="store_true", help="the small committed configurations")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants-only", action="store_true",
+                        help="add the float32 variants' errors to existing fixtures in OUT_DIR")
     args = parser.parse_args()
     torch.set_num_threads(2)
     table = small() if args.small else full_size()
@@ -233,7 +313,11 @@ def main():
         if name not in table:
             raise SystemExit(f"unknown model {name!r}; known: {', '.join(table)}")
         make, input_shape, meta = table[name]
-        write_fixture(args.out_dir, name, make, input_shape, meta, args.seed)
+        if args.variants_only:
+            if os.path.isdir(os.path.join(args.out_dir, name)):
+                add_variants(args.out_dir, name, make)
+        else:
+            write_fixture(args.out_dir, name, make, input_shape, meta, args.seed)
 
 
 if __name__ == "__main__":

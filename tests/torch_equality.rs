@@ -12,11 +12,17 @@
 //! answer for those numbers. Random deep networks in training mode can be so badly conditioned
 //! (gradients that grow layer by layer, pre-activations a hair from a ReLU kink, BatchNorm over
 //! two values on a 1 x 1 map) that PyTorch's own float32 result misses the exact one by more than
-//! these tolerances; the fixtures record by how much. A quantity passes when convgrad is within
-//! the tolerance *or* within `TORCH_FACTOR` times PyTorch's own float32 error (for gradients,
-//! the worst over the model: rounding differences, once amplified, spread through every layer
-//! below, so which parameter comes out worst is itself chance). The report prints both, so a
-//! model that passes only by the second rule is plain to see.
+//! these tolerances; the fixtures record by how much. PyTorch's float32 result is not even one
+//! number: run with one thread, in channels-last format or with its native convolution, it sums
+//! in other orders and, on such a network, lands on other sides of ReLU kinks (ResNet-34's
+//! gradients: 2.0e-5 from exact by default, 2.5e-2 with the native convolution).
+//!
+//! A quantity passes when convgrad is within the tolerance, *or* within `TORCH_FACTOR` times
+//! PyTorch's default float32 error, *or* within `VARIANT_MARGIN` times the worst of PyTorch's
+//! float32 variants (for gradients, the worst over the model: rounding differences, once
+//! amplified, spread through every layer below, so which parameter comes out worst is itself
+//! chance). The report prints all three, so a model that passes only by the second or third
+//! rule is plain to see.
 //!
 //! The small configurations in `tests/fixtures/torch/` are checked always. Full-size models
 //! (batch 2 at 64 x 64, 96 x 96 for Inception-v3, 10 classes) are checked when
@@ -41,6 +47,10 @@ const LOSS_TOLERANCE: f64 = 1e-4;
 const GRADIENT_TOLERANCE: f64 = 1e-3;
 /// How much further from exact than PyTorch's own float32 result convgrad's may be.
 const TORCH_FACTOR: f64 = 4.0;
+/// How much further from exact than the worst of PyTorch's float32 variants (one thread,
+/// channels-last, native convolution; see `scripts/torch_fixtures.py`) convgrad's may be: the
+/// margin is for rounding on top of a shared ReLU-kink crossing.
+const VARIANT_MARGIN: f64 = 1.25;
 
 /// The worst errors found for one model.
 #[derive(Debug)]
@@ -55,6 +65,10 @@ struct Report {
     torch_logits: f64,
     torch_loss: f64,
     torch_gradient: f64,
+    /// The worst of PyTorch's float32 variants against float64 (0 for fixtures without it).
+    variants_logits: f64,
+    variants_loss: f64,
+    variants_gradient: f64,
     /// The largest error divided by what it is allowed (at most 1 to pass).
     worst_ratio: f64,
     gradients: usize,
@@ -166,7 +180,14 @@ fn check_tweaked(dir: &Path, tweak: &dyn Fn(&mut ParamStore)) -> Report {
     };
     let torch_logits = torch_error(&io.metadata, "torch_f32_logits_error");
     let torch_loss_error = torch_error(&io.metadata, "torch_f32_loss_error");
-    let allowed = |tolerance: f64, torch: f64| tolerance.max(TORCH_FACTOR * torch);
+    let variants_logits = torch_error(&io.metadata, "torch_f32_variants_logits_error");
+    let variants_loss = torch_error(&io.metadata, "torch_f32_variants_loss_error");
+    let variants_gradient = torch_error(&io.metadata, "torch_f32_variants_gradient_error");
+    let allowed = |tolerance: f64, torch: f64, variants: f64| {
+        tolerance
+            .max(TORCH_FACTOR * torch)
+            .max(VARIANT_MARGIN * variants)
+    };
     let mut report = Report {
         name: name.clone(),
         logits: logits_error,
@@ -176,8 +197,11 @@ fn check_tweaked(dir: &Path, tweak: &dyn Fn(&mut ParamStore)) -> Report {
         torch_logits,
         torch_loss: torch_loss_error,
         torch_gradient: 0.0,
-        worst_ratio: (logits_error / allowed(LOGITS_TOLERANCE, torch_logits))
-            .max(loss_error / allowed(LOSS_TOLERANCE, torch_loss_error)),
+        variants_logits,
+        variants_loss,
+        variants_gradient,
+        worst_ratio: (logits_error / allowed(LOGITS_TOLERANCE, torch_logits, variants_logits))
+            .max(loss_error / allowed(LOSS_TOLERANCE, torch_loss_error, variants_loss)),
         gradients: 0,
         null_gradients: 0,
     };
@@ -236,10 +260,14 @@ fn check_tweaked(dir: &Path, tweak: &dyn Fn(&mut ParamStore)) -> Report {
             );
         }
         report.gradients += 1;
-        let model_allowance = if null { 0.0 } else { report.torch_gradient };
+        let (torch_allowance, variants_allowance) = if null {
+            (0.0, 0.0)
+        } else {
+            (report.torch_gradient, report.variants_gradient)
+        };
         report.worst_ratio = report
             .worst_ratio
-            .max(error / allowed(GRADIENT_TOLERANCE, model_allowance));
+            .max(error / allowed(GRADIENT_TOLERANCE, torch_allowance, variants_allowance));
         if error >= report.gradient {
             report.gradient = error;
             report.worst_gradient = param.clone();
@@ -257,28 +285,35 @@ fn check_all(dirs: Vec<PathBuf>) {
     assert!(!dirs.is_empty(), "no fixtures found");
     let mut failures = Vec::new();
     println!(
-        "errors against float64 PyTorch (in brackets: PyTorch float32's own; for gradients its \
-         worst); verdict: 'strict' within issue 6's tolerances, 'as torch' only within \
-         {TORCH_FACTOR} times PyTorch float32's error"
+        "errors against float64 PyTorch (in brackets: PyTorch float32's own by default | the \
+         worst of its float32 variants; for gradients the worst over the model); verdict: \
+         'strict' within issue 6's tolerances, 'as torch' only within {TORCH_FACTOR} times \
+         PyTorch's default float32 error or {VARIANT_MARGIN} times its worst variant's"
     );
     println!(
-        "{:<20} {:>22} {:>22} {:>22}  {:<8} worst gradient (of n; null)",
+        "{:<20} {:>31} {:>31} {:>31}  {:<8} worst gradient (of n; null)",
         "model", "logits", "loss", "gradient", "verdict"
     );
     for dir in dirs {
         let report = check(&dir);
-        let pair = |ours: f64, torch: f64| format!("{ours:.2e} [{torch:.2e}]");
+        let pair = |ours: f64, torch: f64, variants: f64| {
+            format!("{ours:.2e} [{torch:.2e} | {variants:.2e}]")
+        };
         let verdict = match (report.strict(), report.passes()) {
             (true, _) => "strict",
             (false, true) => "as torch",
             (false, false) => "FAILS",
         };
         println!(
-            "{:<20} {:>22} {:>22} {:>22}  {:<8} {} (of {}; {} null)",
+            "{:<20} {:>31} {:>31} {:>31}  {:<8} {} (of {}; {} null)",
             report.name,
-            pair(report.logits, report.torch_logits),
-            pair(report.loss, report.torch_loss),
-            pair(report.gradient, report.torch_gradient),
+            pair(report.logits, report.torch_logits, report.variants_logits),
+            pair(report.loss, report.torch_loss, report.variants_loss),
+            pair(
+                report.gradient,
+                report.torch_gradient,
+                report.variants_gradient
+            ),
             verdict,
             report.worst_gradient,
             report.gradients,
