@@ -1,38 +1,5 @@
-//! Inference prepared once: BatchNorm folded into the convolution before it, and activations and
-//! residual sums computed in place.
-//!
-//! In evaluation mode a BatchNorm is a fixed affine map per channel,
-//! `y = (x - mean) / sqrt(var + eps) * gamma + beta`. When it reads a convolution's output and
-//! nothing else does, the two are one convolution with
-//!
-//! ```text
-//! scale  = gamma / sqrt(var + eps)            per output channel o
-//! w'[o]  = w[o] * scale[o]
-//! b'[o]  = beta[o] + (b[o] - mean[o]) * scale[o]     (b = 0 for a convolution without bias)
-//! ```
-//!
-//! which saves a pass over the activations and an allocation per BatchNorm: ResNet, MobileNet,
-//! GoogLeNet and Inception-v3 put one after every convolution. In DenseNet only the bottleneck's
-//! second BatchNorm follows a convolution; the first normalises the concatenated features and
-//! stays. After Xception's separable convolutions the BatchNorm folds into the pointwise half.
-//!
-//! A ReLU or a residual `Add` whose input is read by nothing after it overwrites that input
-//! rather than allocating a new tensor. The plan holds the folded weights, so it is built once
-//! per set of weights ([`Graph::inference`]) and then run on any number of batches.
-//!
-//! ```
-//! use convgrad::graph::ParamStore;
-//! use convgrad::models::{self, ModelConfig};
-//! use convgrad::{Rng, Tensor};
-//! let graph = models::build_with("resnet18", &ModelConfig::new(10).input([1, 32, 32]))?;
-//! let store = ParamStore::init(&graph, &mut Rng::seed(0));
-//! let plan = graph.inference(&store)?;
-//! assert_eq!(plan.folded_batch_norms(), 20); // every BatchNorm of ResNet-18
-//! let x = Tensor::zeros(&[2, 1, 32, 32]);
-//! let (fast, plain) = (plan.forward(&x)?, graph.forward(&store, &x)?);
-//! assert!(fast.max_abs_diff(&plain).unwrap() < 1e-4);
-//! # Ok::<(), convgrad::Error>(())
-//! ```
+//! Inference prepared once: BatchNorm folded into convolutions, activations and sums in place
+//! (see [`Inference`]).
 
 use rayon::prelude::*;
 
@@ -70,7 +37,41 @@ struct FoldedConv {
     bias: Tensor,
 }
 
-/// A graph and its weights, ready for inference; see the [module docs](self).
+/// A graph and its weights, ready for inference: BatchNorm folded into the convolution before it,
+/// and activations and residual sums computed in place.
+///
+/// In evaluation mode a BatchNorm is a fixed affine map per channel,
+/// `y = (x - mean) / sqrt(var + eps) * gamma + beta`. When it reads a convolution's output and
+/// nothing else does, the two are one convolution with
+///
+/// ```text
+/// scale  = gamma / sqrt(var + eps)            per output channel o
+/// w'[o]  = w[o] * scale[o]
+/// b'[o]  = beta[o] + (b[o] - mean[o]) * scale[o]     (b = 0 for a convolution without bias)
+/// ```
+///
+/// which saves a pass over the activations and an allocation per BatchNorm: ResNet, MobileNet,
+/// GoogLeNet and Inception-v3 put one after every convolution. In DenseNet only the bottleneck's
+/// second BatchNorm follows a convolution; the first normalises the concatenated features and
+/// stays. After Xception's separable convolutions the BatchNorm folds into the pointwise half.
+///
+/// A ReLU or a residual `Add` whose input is read by nothing after it overwrites that input
+/// rather than allocating a new tensor. The plan holds the folded weights, so it is built once
+/// per set of weights ([`Graph::inference`]) and then run on any number of batches.
+///
+/// ```
+/// use convgrad::graph::ParamStore;
+/// use convgrad::models::{self, ModelConfig};
+/// use convgrad::{Rng, Tensor};
+/// let graph = models::build_with("resnet18", &ModelConfig::new(10).input([1, 32, 32]))?;
+/// let store = ParamStore::init(&graph, &mut Rng::seed(0));
+/// let plan = graph.inference(&store)?;
+/// assert_eq!(plan.folded_batch_norms(), 20); // every BatchNorm of ResNet-18
+/// let x = Tensor::zeros(&[2, 1, 32, 32]);
+/// let (fast, plain) = (plan.forward(&x)?, graph.forward(&store, &x)?);
+/// assert!(fast.max_abs_diff(&plain).unwrap() < 1e-4);
+/// # Ok::<(), convgrad::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Inference<'g> {
     graph: &'g Graph,
