@@ -168,12 +168,28 @@ fn measured<'a>(trainings: &'a [Training], model: &str) -> Option<&'a Training> 
     trainings.iter().find(|t| t.model == model)
 }
 
+/// The image size a run resized Fashion-MNIST to (`--resize N`), if it did.
+fn resized(t: &Training) -> Option<usize> {
+    let mut words = t.flags.split_whitespace();
+    words.find(|&w| w == "--resize")?;
+    words.next()?.parse().ok()
+}
+
 fn accuracy_cell(info: &ModelInfo, trainings: &[Training]) -> String {
-    if info.min_size > FMNIST_INPUT[1] {
-        return format!("not measured (needs `--resize {0}`)", info.min_size);
-    }
     match measured(trainings, info.name) {
-        Some(t) => format!("{}% ({} epochs)", t.final_test_accuracy, t.epochs),
+        Some(t) => {
+            let epochs = if t.epochs == 1 { "epoch" } else { "epochs" };
+            match resized(t) {
+                Some(n) => format!(
+                    "{}% ({} {epochs}, resized to {n}x{n})",
+                    t.final_test_accuracy, t.epochs
+                ),
+                None => format!("{}% ({} {epochs})", t.final_test_accuracy, t.epochs),
+            }
+        }
+        None if info.min_size > FMNIST_INPUT[1] => {
+            format!("not measured (needs `--resize {0}`)", info.min_size)
+        }
         None => "not measured yet".to_string(),
     }
 }
@@ -204,10 +220,16 @@ fn family_table(variants: &[(&str, bool)], trainings: &[Training]) -> Result<Str
         } else {
             format!("`{name}`")
         };
+        // The Fashion-MNIST input this model was (or would be) trained at.
+        let run = measured(trainings, name);
+        let input = match run.and_then(resized) {
+            Some(n) => [1, n, n],
+            None => FMNIST_INPUT,
+        };
         let (small_params, small_macs, accuracy, time) = if aux {
             let dash = "-".to_string();
             (dash.clone(), dash.clone(), dash.clone(), dash)
-        } else if info.min_size > FMNIST_INPUT[1] {
+        } else if info.min_size > input[1] {
             let dash = "-".to_string();
             (
                 dash.clone(),
@@ -216,9 +238,14 @@ fn family_table(variants: &[(&str, bool)], trainings: &[Training]) -> Result<Str
                 dash,
             )
         } else {
-            let config = ModelConfig::new(FMNIST_CLASSES).input(FMNIST_INPUT);
+            let config = ModelConfig::new(FMNIST_CLASSES).input(input);
             let small = info.build(&config).map_err(err)?;
-            let time = match measured(trainings, name) {
+            let at = if input == FMNIST_INPUT {
+                String::new()
+            } else {
+                format!(" (at 1x{}x{})", input[1], input[2])
+            };
+            let time = match run {
                 Some(t) => format!(
                     "{} ({} img/s)",
                     seconds(t.median_epoch_seconds),
@@ -227,8 +254,8 @@ fn family_table(variants: &[(&str, bool)], trainings: &[Training]) -> Result<Str
                 None => "not measured yet".to_string(),
             };
             (
-                thousands(small.parameter_count() as u64),
-                thousands(small.multiply_adds()),
+                format!("{}{at}", thousands(small.parameter_count() as u64)),
+                format!("{}{at}", thousands(small.multiply_adds())),
                 accuracy_cell(info, trainings),
                 time,
             )
