@@ -8,7 +8,7 @@ use crate::autograd::Conv2dOptions;
 use crate::error::{Error, Result};
 use crate::functional::conv2d;
 use crate::graph::ParamStore;
-use crate::nn::{Conv2d, Fusion};
+use crate::nn::Fusion;
 use crate::Tensor;
 
 /// How one node is computed.
@@ -32,7 +32,7 @@ enum Step {
 #[derive(Debug)]
 struct FoldedConv {
     depthwise: Option<(Conv2dOptions, usize, Option<usize>)>,
-    conv: Conv2d,
+    options: Conv2dOptions,
     weight: Tensor,
     bias: Tensor,
 }
@@ -122,6 +122,9 @@ impl Graph {
                 continue;
             };
             let conv_id = node.inputs[0].0;
+            if !needed[i] || readers[conv_id] != 1 || self.is_output(NodeId(conv_id)) {
+                continue;
+            }
             let producer = &self.nodes[conv_id];
             // The convolution that produces the BatchNorm's input, where its weight and bias are
             // in the store, and the depthwise half that runs before it, if any.
@@ -144,9 +147,6 @@ impl Graph {
                     }
                     _ => continue,
                 };
-            if !needed[i] || readers[conv_id] != 1 || self.is_output(NodeId(conv_id)) {
-                continue;
-            }
             let tensor = |k: usize| &store.tensors()[k];
             let [gamma, beta, mean, var] = [0, 1, 2, 3].map(|k| tensor(node.params[k]).data());
             let weight = tensor(weight_at);
@@ -164,7 +164,7 @@ impl Graph {
             }
             steps[conv_id] = Step::FoldedConv(Box::new(FoldedConv {
                 depthwise,
-                conv: conv.clone().bias(true),
+                options: conv.options,
                 weight: Tensor::from_parts(w, weight.shape()),
                 bias: Tensor::from_parts(b, &[conv.out_channels]),
             }));
@@ -242,17 +242,17 @@ impl Inference<'_> {
                 Step::FoldedConv(folded) => {
                     let FoldedConv {
                         depthwise,
-                        conv,
+                        options,
                         weight,
                         bias,
                     } = folded.as_ref();
                     let x = values[inputs[0]].as_ref().expect("inputs come first");
                     let tensors = self.store.tensors();
                     match depthwise {
-                        None => conv2d(x, weight, Some(bias), conv.options),
-                        Some((options, w, b)) => {
-                            conv2d(x, &tensors[*w], b.map(|b| &tensors[b]), *options)
-                                .and_then(|mid| conv2d(&mid, weight, Some(bias), conv.options))
+                        None => conv2d(x, weight, Some(bias), *options),
+                        Some((dw_options, w, b)) => {
+                            conv2d(x, &tensors[*w], b.map(|b| &tensors[b]), *dw_options)
+                                .and_then(|mid| conv2d(&mid, weight, Some(bias), *options))
                         }
                     }
                 }
@@ -291,6 +291,7 @@ impl Inference<'_> {
 mod tests {
     use super::*;
     use crate::models::{self, ModelConfig};
+    use crate::nn::Conv2d;
     use crate::Rng;
 
     /// Random weights with BatchNorm statistics and affine parameters away from the identity,
