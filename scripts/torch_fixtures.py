@@ -29,6 +29,11 @@ ReLU kink. The worst error of any of these variants against float64 is recorded 
 metadata): it is how far from exact a float32 implementation can be and still be "what PyTorch
 computes". `--variants-only` adds them to fixtures written before they existed.
 
+Those four are only four samples of how float32 rounding can fall. `torch_f32_loss_spread`
+samples it properly: each layer's float32 error is measured, then added at random (16 times)
+to the float64 network's layer outputs; the standard deviation of the training-mode loss's
+relative error is stored. `--spread-only` adds it to existing fixtures.
+
 Logits, loss and gradients are computed in float64 from the float32 weights and input (then
 stored as float32): the exact answer to compare with, since some of these random networks are
 so badly conditioned in training mode that float32 PyTorch misses it by more than 1e-3. GoogLeNet keeps
@@ -155,12 +160,9 @@ def randomise_batch_norm(model, generator):
                 m.bias.copy_(0.2 * torch.randn(c, generator=generator))
 
 
-def run(model, x, target):
-    """Evaluation-mode logits, then the training-mode loss and gradients (dropout off)."""
-    model.eval()
-    with torch.no_grad():
-        logits = model(x)
-    # Training mode without dropout: BatchNorm on batch statistics, everything deterministic.
+def training_loss(model, x, target):
+    """Training mode without dropout (BatchNorm on batch statistics, everything deterministic):
+    the mean cross-entropy of the main logits."""
     model.train()
     for m in model.modules():
         if isinstance(m, nn.Dropout):
@@ -169,7 +171,15 @@ def run(model, x, target):
         model.drop_rate = 0.0  # timm applies its head dropout functionally
     out = model(x)
     main = out.logits if hasattr(out, "logits") else out
-    loss = F.cross_entropy(main, target)
+    return F.cross_entropy(main, target)
+
+
+def run(model, x, target):
+    """Evaluation-mode logits, then the training-mode loss and gradients (dropout off)."""
+    model.eval()
+    with torch.no_grad():
+        logits = model(x)
+    loss = training_loss(model, x, target)
     loss.backward()
     grads = {k: p.grad.detach() for k, p in model.named_parameters() if p.grad is not None}
     return logits, loss.detach(), grads
@@ -221,6 +231,66 @@ def variant_errors(make, state, x, target, logits, loss, grads):
     }
 
 
+# The layers whose float32 rounding the spread below models (ReLU and dropout add none).
+COMPUTING = (nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.MaxPool2d, nn.AvgPool2d,
+             nn.AdaptiveAvgPool2d, nn.LocalResponseNorm)
+SPREAD_SAMPLES = 16
+
+
+def loss_spread(make, state, x, target):
+    """How far float32 rounding alone moves the training-mode loss: the standard deviation of
+    its relative error when PyTorch's own float32 errors fall in other patterns.
+
+    Each computing layer's float32 error is measured once, by running a float32 copy of it on
+    the float64 network's input to that layer; then the float64 network runs SPREAD_SAMPLES
+    times with Gaussian noise of that size added to every such layer's output. A deep network
+    in training mode can be so sensitive to its first layers (ResNet-152 here: noise at the size
+    of one float32 rounding, in conv1's output alone, moves the loss by 4e-5) that whether a
+    float32 loss lands within 1e-4 of the exact one is a matter of luck, for PyTorch too."""
+    model = make().double()
+    model.load_state_dict({k: v.double() if v.is_floating_point() else v
+                           for k, v in state.items()})
+    layers = [m for m in model.modules() if isinstance(m, COMPUTING)]
+    singles = {id(layer): copy.deepcopy(layer).float() for layer in layers}
+    error_size = {}
+    noise = {"on": False, "generator": torch.Generator().manual_seed(0)}
+
+    def hook(layer, inputs, output):
+        if not noise["on"]:
+            with torch.no_grad():
+                rounded = singles[id(layer)](*(i.float() for i in inputs)).double()
+            size = (rounded - output).pow(2).mean().sqrt().item()
+            error_size[id(layer)] = max(error_size.get(id(layer), 0.0), size)
+            return None
+        draw = torch.randn(output.shape, generator=noise["generator"], dtype=output.dtype)
+        return output + error_size[id(layer)] * draw
+
+    handles = [layer.register_forward_hook(hook) for layer in layers]
+    x = x.double()
+    with torch.no_grad():
+        exact = training_loss(model, x, target).item()
+        noise["on"] = True
+        errors = torch.tensor([(training_loss(model, x, target).item() - exact) / abs(exact)
+                               for _ in range(SPREAD_SAMPLES)])
+    for handle in handles:
+        handle.remove()
+    return errors.std().item()
+
+
+def add_spread(out_dir, name, make):
+    """Adds the loss spread to a fixture written without it."""
+    directory = os.path.join(out_dir, name)
+    state = load_file(os.path.join(directory, "weights.safetensors"))
+    io_path = os.path.join(directory, "io.safetensors")
+    with safe_open(io_path, "pt") as f:
+        metadata = f.metadata()
+    io = load_file(io_path)
+    spread = loss_spread(make, state, io["input"], io["target"])
+    metadata["torch_f32_loss_spread"] = f"{spread:.6e}"
+    save_file(io, io_path, metadata=metadata)
+    print(f"{name}: float32 loss spread {spread:.2e}", flush=True)
+
+
 def write_fixture(out_dir, name, make, input_shape, meta, seed):
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
@@ -245,6 +315,7 @@ def write_fixture(out_dir, name, make, input_shape, meta, seed):
     }
     grad_errors = {f"grad.{k}": f"{relative(grads32[k], g):.6e}" for k, g in grads.items()}
     torch_error.update(variant_errors(make, state, x, target, logits, loss, grads))
+    torch_error["torch_f32_loss_spread"] = loss_spread(make, state, x, target)
 
     directory = os.path.join(out_dir, name)
     os.makedirs(directory, exist_ok=True)
@@ -305,6 +376,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants-only", action="store_true",
                         help="add the float32 variants' errors to existing fixtures in OUT_DIR")
+    parser.add_argument("--spread-only", action="store_true",
+                        help="add the float32 loss spread to existing fixtures in OUT_DIR")
     args = parser.parse_args()
     torch.set_num_threads(2)
     table = small() if args.small else full_size()
@@ -313,9 +386,12 @@ def main():
         if name not in table:
             raise SystemExit(f"unknown model {name!r}; known: {', '.join(table)}")
         make, input_shape, meta = table[name]
-        if args.variants_only:
-            if os.path.isdir(os.path.join(args.out_dir, name)):
+        exists = os.path.isdir(os.path.join(args.out_dir, name))
+        if args.variants_only or args.spread_only:
+            if exists and args.variants_only:
                 add_variants(args.out_dir, name, make)
+            if exists and args.spread_only:
+                add_spread(args.out_dir, name, make)
         else:
             write_fixture(args.out_dir, name, make, input_shape, meta, args.seed)
 
