@@ -5,9 +5,8 @@
 //! dropout), and a checkpoint holds the parameters, the running statistics and the optimiser's
 //! state, so `--resume` continues exactly where an interrupted run stopped.
 
-use std::collections::HashMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,227 +17,15 @@ use super::nonfinite::{
 };
 use super::{
     aux_weight, curves_svg, from_csv, load_checkpoint, save_checkpoint, to_csv, EpochMetrics,
+    TrainConfig,
 };
-use crate::data::{
-    load_cifar10, load_fashion_mnist, load_image_folder, load_mnist, resize_images, Augment,
-    Dataset, Loader, Normalize, FASHION_MNIST_DIR,
-};
+use crate::data::{resize_images, Dataset, Loader};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, ParamStore};
 use crate::io::atomic::write_atomic;
 use crate::models::{self, ModelConfig};
-use crate::optim::{trainable_grads, Adam, Optimizer, RmsProp, Schedule, Sgd};
+use crate::optim::{trainable_grads, Schedule};
 use crate::{Rng, Tensor};
-
-/// Where the images come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DatasetKind {
-    FashionMnist,
-    Mnist,
-    Cifar10,
-    /// One sub-directory per class, resized to `size x size` with `channels` channels.
-    Folder {
-        channels: usize,
-        size: usize,
-    },
-}
-
-impl DatasetKind {
-    pub fn name(&self) -> &'static str {
-        match self {
-            DatasetKind::FashionMnist => "fashion-mnist",
-            DatasetKind::Mnist => "mnist",
-            DatasetKind::Cifar10 => "cifar10",
-            DatasetKind::Folder { .. } => "folder",
-        }
-    }
-
-    /// The default directory, or an error saying that `--data` is needed.
-    fn default_dir(&self) -> Result<PathBuf> {
-        match self {
-            DatasetKind::FashionMnist => Ok(PathBuf::from(FASHION_MNIST_DIR)),
-            _ => Err(Error::invalid(
-                "train",
-                format!("the {} dataset needs --data DIR", self.name()),
-            )),
-        }
-    }
-
-    /// The training and test sets. An image folder holds `train/` and `test/` (or `val/`).
-    pub fn load(&self, dir: Option<&Path>) -> Result<(Dataset, Dataset)> {
-        let dir = match dir {
-            Some(d) => d.to_path_buf(),
-            None => self.default_dir()?,
-        };
-        Ok(match self {
-            DatasetKind::FashionMnist => (
-                load_fashion_mnist(&dir, true)?,
-                load_fashion_mnist(&dir, false)?,
-            ),
-            DatasetKind::Mnist => (load_mnist(&dir, true)?, load_mnist(&dir, false)?),
-            DatasetKind::Cifar10 => (load_cifar10(&dir, true)?, load_cifar10(&dir, false)?),
-            DatasetKind::Folder { channels, size } => {
-                let test_dir = if dir.join("test").is_dir() {
-                    dir.join("test")
-                } else {
-                    dir.join("val")
-                };
-                (
-                    load_image_folder(dir.join("train"), *channels, [*size, *size])?,
-                    load_image_folder(test_dir, *channels, [*size, *size])?,
-                )
-            }
-        })
-    }
-
-    fn normalize(&self, train: &Dataset) -> Result<Normalize> {
-        match self {
-            DatasetKind::FashionMnist => Ok(Normalize::fashion_mnist()),
-            DatasetKind::Mnist => Ok(Normalize::mnist()),
-            DatasetKind::Cifar10 => Ok(Normalize::cifar10()),
-            DatasetKind::Folder { .. } => Normalize::from_dataset(train),
-        }
-    }
-
-    fn augment(&self) -> Augment {
-        match self {
-            DatasetKind::Cifar10 => Augment::cifar10(),
-            _ => Augment {
-                pad: 0,
-                flip: false,
-            },
-        }
-    }
-}
-
-/// The optimiser and its hyperparameters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OptimizerKind {
-    Sgd,
-    Adam,
-    AdamW,
-    RmsProp,
-}
-
-impl OptimizerKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            OptimizerKind::Sgd => "sgd",
-            OptimizerKind::Adam => "adam",
-            OptimizerKind::AdamW => "adamw",
-            OptimizerKind::RmsProp => "rmsprop",
-        }
-    }
-}
-
-/// Everything a training run is determined by.
-#[derive(Clone, Debug)]
-pub struct TrainConfig {
-    pub model: String,
-    pub dataset: DatasetKind,
-    pub data_dir: Option<PathBuf>,
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub optimizer: OptimizerKind,
-    pub lr: f64,
-    pub momentum: f64,
-    pub weight_decay: f64,
-    /// A schedule string, see [`Schedule::parse`].
-    pub schedule: String,
-    pub seed: u64,
-    pub out_dir: PathBuf,
-    /// Continue from `out_dir/checkpoint.safetensors`, or start from epoch 1 when there is none
-    /// yet (a run killed before its first checkpoint).
-    pub resume: bool,
-    /// Stop after this many batches per epoch (for quick runs and tests); `None` for all.
-    pub max_batches: Option<usize>,
-    /// Random crop padding and flips; `None` for the dataset's usual recipe (CIFAR-10's pad 4
-    /// and flip, nothing for the others).
-    pub augment: Option<Augment>,
-    /// Resize every image to `size x size` before training (for models that need larger
-    /// inputs than the dataset's); `None` keeps the dataset's size.
-    pub resize: Option<usize>,
-}
-
-impl TrainConfig {
-    /// The defaults of `convgrad train MODEL`: Fashion-MNIST, 3 epochs, batch 64, Adam at 3e-3
-    /// with a cosine decay over the epochs (LeNet-5 reaches about 89.5% in 3 epochs with them).
-    pub fn new(model: impl Into<String>) -> Self {
-        TrainConfig {
-            model: model.into(),
-            dataset: DatasetKind::FashionMnist,
-            data_dir: None,
-            epochs: 3,
-            batch_size: 64,
-            optimizer: OptimizerKind::Adam,
-            lr: 3e-3,
-            momentum: 0.9,
-            weight_decay: 0.0,
-            schedule: "cosine".into(),
-            seed: 0,
-            out_dir: PathBuf::from("runs/latest"),
-            resume: false,
-            max_batches: None,
-            augment: None,
-            resize: None,
-        }
-    }
-
-    /// The facts stored with a checkpoint; a resumed run must agree with them.
-    fn fingerprint(&self) -> HashMap<String, String> {
-        HashMap::from([
-            ("convgrad.model".into(), self.model.clone()),
-            ("convgrad.dataset".into(), self.dataset.name().into()),
-            ("convgrad.batch_size".into(), self.batch_size.to_string()),
-            ("convgrad.optimizer".into(), self.optimizer.name().into()),
-            ("convgrad.lr".into(), self.lr.to_string()),
-            ("convgrad.momentum".into(), self.momentum.to_string()),
-            (
-                "convgrad.weight_decay".into(),
-                self.weight_decay.to_string(),
-            ),
-            ("convgrad.schedule".into(), self.schedule.clone()),
-            ("convgrad.seed".into(), self.seed.to_string()),
-            ("convgrad.augment".into(), self.augment().describe()),
-            (
-                "convgrad.resize".into(),
-                self.resize.map_or("none".into(), |s| s.to_string()),
-            ),
-        ])
-    }
-
-    /// The augmentation this run uses.
-    pub fn augment(&self) -> Augment {
-        self.augment.unwrap_or_else(|| self.dataset.augment())
-    }
-
-    fn make_optimizer(&self) -> Result<Box<dyn Optimizer>> {
-        Ok(match self.optimizer {
-            OptimizerKind::Sgd => Box::new(
-                Sgd::builder(self.lr)
-                    .momentum(self.momentum)
-                    .weight_decay(self.weight_decay)
-                    .build()?,
-            ),
-            OptimizerKind::Adam => Box::new(
-                Adam::builder(self.lr)
-                    .weight_decay(self.weight_decay)
-                    .build()?,
-            ),
-            OptimizerKind::AdamW => Box::new(
-                Adam::adamw_builder(self.lr)
-                    .weight_decay(self.weight_decay)
-                    .build()?,
-            ),
-            OptimizerKind::RmsProp => Box::new(
-                RmsProp::builder(self.lr)
-                    .momentum(self.momentum)
-                    .weight_decay(self.weight_decay)
-                    .build()?,
-            ),
-        })
-    }
-}
 
 /// Progress of one training step, for a progress display.
 #[derive(Clone, Copy, Debug)]
