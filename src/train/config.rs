@@ -40,7 +40,7 @@ pub struct TrainConfig {
     pub lr: f64,
     pub momentum: f64,
     pub weight_decay: f64,
-    /// A schedule string, see [`Schedule::parse`].
+    /// A schedule string, see [`Schedule::parse`](crate::optim::Schedule::parse).
     pub schedule: String,
     pub seed: u64,
     pub out_dir: PathBuf,
