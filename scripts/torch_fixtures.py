@@ -277,14 +277,19 @@ def loss_spread(make, state, x, target):
     return errors.std().item()
 
 
-def add_spread(out_dir, name, make):
-    """Adds the loss spread to a fixture written without it."""
+def read_fixture(out_dir, name):
+    """A written fixture's weights, the path of its io file, that file's metadata and tensors."""
     directory = os.path.join(out_dir, name)
     state = load_file(os.path.join(directory, "weights.safetensors"))
     io_path = os.path.join(directory, "io.safetensors")
     with safe_open(io_path, "pt") as f:
         metadata = f.metadata()
-    io = load_file(io_path)
+    return state, io_path, metadata, load_file(io_path)
+
+
+def add_spread(out_dir, name, make):
+    """Adds the loss spread to a fixture written without it."""
+    state, io_path, metadata, io = read_fixture(out_dir, name)
     spread = loss_spread(make, state, io["input"], io["target"])
     metadata["torch_f32_loss_spread"] = f"{spread:.6e}"
     save_file(io, io_path, metadata=metadata)
@@ -346,12 +351,8 @@ def write_fixture(out_dir, name, make, input_shape, meta, seed):
 
 def add_variants(out_dir, name, make):
     """Adds the float32 variants' errors to a fixture written without them."""
+    state, io_path, metadata, io = read_fixture(out_dir, name)
     directory = os.path.join(out_dir, name)
-    state = load_file(os.path.join(directory, "weights.safetensors"))
-    io_path = os.path.join(directory, "io.safetensors")
-    with safe_open(io_path, "pt") as f:
-        metadata = f.metadata()
-    io = load_file(io_path)
     grads = {k.removeprefix("grad."): g.double()
              for k, g in load_file(os.path.join(directory, "grads.safetensors")).items()}
     # The stored float64 results were rounded to float32; the exact values are recomputed.
