@@ -11,7 +11,7 @@
 //! otherwise they are stored contiguously per phase in a staging plane and interleaved back
 //! into column order once per plane.
 
-use super::{copy_short, load_unchecked, planes_per_task, store, LANES};
+use super::{copy_rows, load_at, planes_per_task, store, LANES};
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
 use wide::f32x8;
@@ -51,11 +51,16 @@ impl PaddedGrad {
     fn fill(&self, planes: &[f32], scratch: &mut [f32], out_plane: usize) {
         let out_height = out_plane / self.out_width;
         for m in 0..planes.len() / out_plane {
-            for oy in 0..out_height {
-                let row = &planes[m * out_plane + oy * self.out_width..][..self.out_width];
-                let start = m * self.plane_len + (self.top + oy) * self.row_len + self.left;
-                copy_short(row, &mut scratch[start..start + self.out_width]);
-            }
+            let dst = &mut scratch[m * self.plane_len + self.top * self.row_len + self.left..];
+            let src = &planes[m * out_plane..][..out_plane];
+            copy_rows(
+                src,
+                self.out_width,
+                dst,
+                self.row_len,
+                out_height,
+                self.out_width,
+            );
         }
     }
 }
@@ -63,8 +68,11 @@ impl PaddedGrad {
 /// The input positions of one (row phase, column phase) pair, as vectors, and the taps that
 /// reach them.
 struct Phase {
-    /// `(tap index ky * kernel_width + kx, backward offset in the padded gradient plane)`.
+    /// `(tap index ky * kernel_width + kx, reach - backward offset in the padded gradient
+    /// plane)`: the index of the tap's value from a base `reach` values before a vector's start.
     taps: Vec<(usize, usize)>,
+    /// The largest backward offset of the taps.
+    reach: usize,
     vectors: Vec<InputVector>,
 }
 
@@ -126,7 +134,21 @@ fn phases(g: &Conv2dGeometry, layout: &PaddedGrad) -> Vec<Phase> {
                     });
                 }
             }
-            phases.push(Phase { taps, vectors });
+            // Every window must lie inside the padded plane: from `grad - back` for the
+            // largest `back` to `grad + LANES` with no back step. The gather relies on it.
+            let reach = taps.iter().map(|&(_, back)| back).max().unwrap_or(0);
+            for vector in &vectors {
+                assert!(reach <= vector.grad && vector.grad + LANES <= layout.plane_len);
+            }
+            let taps = taps
+                .into_iter()
+                .map(|(tap, back)| (tap, reach - back))
+                .collect();
+            phases.push(Phase {
+                taps,
+                reach,
+                vectors,
+            });
         }
     }
     phases
@@ -184,14 +206,17 @@ pub fn backward_data(
                 for phase in &phases {
                     let mut blocks = phase.vectors.chunks_exact(8);
                     for block in &mut blocks {
-                        gather.apply::<8>(&phase.taps, block, target);
+                        // SAFETY: `phases` checked every window of `phase` against the padded plane.
+                        unsafe { gather.apply::<8>(phase, block, target) };
                     }
                     let mut rest = blocks.remainder().chunks_exact(4);
                     for block in &mut rest {
-                        gather.apply::<4>(&phase.taps, block, target);
+                        // SAFETY: `phases` checked every window of `phase` against the padded plane.
+                        unsafe { gather.apply::<4>(phase, block, target) };
                     }
                     for block in rest.remainder().chunks_exact(1) {
-                        gather.apply::<1>(&phase.taps, block, target);
+                        // SAFETY: `phases` checked every window of `phase` against the padded plane.
+                        unsafe { gather.apply::<1>(phase, block, target) };
                     }
                 }
                 if column_stride > 1 {
@@ -217,28 +242,33 @@ struct Gather<'a> {
 
 impl Gather<'_> {
     /// Computes and stores `BLOCK` input-gradient vectors (`block.len() == BLOCK`).
+    ///
+    /// # Safety
+    /// `phase` was built by [`phases`] for this layout (its windows are inside each plane).
     #[inline(always)]
-    fn apply<const BLOCK: usize>(
+    unsafe fn apply<const BLOCK: usize>(
         &self,
-        taps: &[(usize, usize)],
+        phase: &Phase,
         block: &[InputVector],
         target: &mut [f32],
     ) {
-        let starts: [usize; BLOCK] = std::array::from_fn(|v| block[v].grad);
-        let first_start = starts.iter().copied().min().unwrap_or(0);
-        let last_start = starts.iter().copied().max().unwrap_or(0);
-        let max_back = taps.iter().map(|&(_, back)| back).max().unwrap_or(0);
-        assert!(max_back <= first_start && last_start + LANES <= self.plane_len);
+        // One base pointer per vector, `reach` values before its start, and the tap's
+        // `reach - back` as the index: plain `base + index * 4` loads.
+        let bases: [*const f32; BLOCK] = std::array::from_fn(|v| {
+            self.scratch
+                .as_ptr()
+                .wrapping_add(block[v].grad - phase.reach)
+        });
         let mut acc = [f32x8::ZERO; BLOCK];
         for m in 0..self.multiplier {
             let filter = &self.filters[m * self.taps..][..self.taps];
-            let plane = &self.scratch[m * self.plane_len..][..self.plane_len];
-            for &(tap, back) in taps {
+            let plane = m * self.plane_len;
+            for &(tap, index) in &phase.taps {
                 let w = f32x8::splat(filter[tap]);
-                for (acc, &start) in acc.iter_mut().zip(&starts) {
-                    // SAFETY: `back <= first_start <= start` and `start - back + LANES <=
-                    // last_start + LANES <= plane.len()`, checked above.
-                    let dy = unsafe { load_unchecked(plane, start - back) };
+                for (acc, &base) in acc.iter_mut().zip(&bases) {
+                    // SAFETY: `reach - back + grad - reach = grad - back`, inside plane `m` of
+                    // `scratch` as `phases` checked.
+                    let dy = unsafe { load_at(base, plane + index) };
                     *acc = dy.mul_add(w, *acc);
                 }
             }

@@ -10,7 +10,7 @@
 //! each grad-output vector is loaded once and multiplied into one accumulator per tap (9
 //! independent FMA chains, enough to hide the latency, all in registers).
 
-use super::{copy_short, load, load_unchecked, OutputVector, PaddedPlane, LANES};
+use super::{copy_rows, load, load_at, OutputVector, PaddedPlane, LANES};
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
 use wide::f32x8;
@@ -39,6 +39,11 @@ pub fn backward_weight(
     let tap_offsets = layout.tap_offsets(g);
     let vectors = layout.output_vectors(g);
     let want_bias = grad_bias.is_some();
+    // Every tap's load of every vector stays inside the padded input plane: checked once here,
+    // so the accumulation loops need no checks.
+    let last_input = vectors.iter().map(|v| v.input).max().unwrap_or(0);
+    let max_offset = tap_offsets.iter().copied().max().unwrap_or(0);
+    assert!(vectors.is_empty() || last_input + max_offset + LANES <= layout.scratch_len());
 
     // Tasks take contiguous runs of (image, channel) planes, in memory order, so the hardware
     // prefetchers see streams; each returns its partial gradients for every channel.
@@ -60,10 +65,15 @@ pub fn backward_weight(
                 // (allocated zeroed, never written).
                 let rows_are_vectors = out_width == padded_width;
                 if !rows_are_vectors {
-                    for r in 0..multiplier * out_height {
-                        let row = &dy[r * out_width..][..out_width];
-                        copy_short(row, &mut dy_scratch[r * padded_width..][..out_width]);
-                    }
+                    let rows = multiplier * out_height;
+                    copy_rows(
+                        dy,
+                        out_width,
+                        &mut dy_scratch,
+                        padded_width,
+                        rows,
+                        out_width,
+                    );
                 }
                 let dy_planes = if rows_are_vectors {
                     dy
@@ -83,7 +93,9 @@ pub fn backward_weight(
                         .chunks_mut(TAP_GROUP)
                         .zip(tap_offsets.chunks(TAP_GROUP))
                     {
-                        planes.accumulate_taps(acc, offsets);
+                        // SAFETY: the windows and offsets were checked against the scratch
+                        // length before the tasks started.
+                        unsafe { planes.accumulate_taps(acc, offsets) };
                     }
                     if want_bias {
                         let mut sum = bias_acc[co];
@@ -129,33 +141,39 @@ struct Planes<'a> {
 impl Planes<'_> {
     /// `acc[t] += sum over vectors v of dy[v] * x[v's window + offsets[t]]` for up to
     /// [`TAP_GROUP`] taps, through a copy of the accumulators with a compile-time length.
-    fn accumulate_taps(&self, acc: &mut [f32x8], offsets: &[usize]) {
-        match offsets.len() {
-            1 => self.accumulate::<1>(acc, offsets),
-            2 => self.accumulate::<2>(acc, offsets),
-            3 => self.accumulate::<3>(acc, offsets),
-            4 => self.accumulate::<4>(acc, offsets),
-            5 => self.accumulate::<5>(acc, offsets),
-            6 => self.accumulate::<6>(acc, offsets),
-            7 => self.accumulate::<7>(acc, offsets),
-            8 => self.accumulate::<8>(acc, offsets),
-            9 => self.accumulate::<9>(acc, offsets),
-            n => unreachable!("tap groups have 1 to {TAP_GROUP} taps, not {n}"),
+    ///
+    /// # Safety
+    /// For every vector and offset, `input + offset + LANES <= x.len()`.
+    unsafe fn accumulate_taps(&self, acc: &mut [f32x8], offsets: &[usize]) {
+        // SAFETY: every arm passes on the caller's guarantee.
+        unsafe {
+            match offsets.len() {
+                1 => self.accumulate::<1>(acc, offsets),
+                2 => self.accumulate::<2>(acc, offsets),
+                3 => self.accumulate::<3>(acc, offsets),
+                4 => self.accumulate::<4>(acc, offsets),
+                5 => self.accumulate::<5>(acc, offsets),
+                6 => self.accumulate::<6>(acc, offsets),
+                7 => self.accumulate::<7>(acc, offsets),
+                8 => self.accumulate::<8>(acc, offsets),
+                9 => self.accumulate::<9>(acc, offsets),
+                n => unreachable!("tap groups have 1 to {TAP_GROUP} taps, not {n}"),
+            }
         }
     }
 
+    /// # Safety
+    /// As [`Planes::accumulate_taps`].
     #[inline(always)]
-    fn accumulate<const TAPS: usize>(&self, acc: &mut [f32x8], offsets: &[usize]) {
+    unsafe fn accumulate<const TAPS: usize>(&self, acc: &mut [f32x8], offsets: &[usize]) {
         let offsets: [usize; TAPS] = offsets.try_into().unwrap();
         let mut sums: [f32x8; TAPS] = acc.try_into().unwrap();
-        let max_offset = offsets.iter().copied().max().unwrap_or(0);
-        let last_input = self.vectors.iter().map(|v| v.input).max().unwrap_or(0);
-        assert!(last_input + max_offset + LANES <= self.x.len());
         for (v, vector) in self.vectors.iter().enumerate() {
             let dy = load(self.dy, v * LANES);
+            let base = self.x.as_ptr().wrapping_add(vector.input);
             for (sum, &offset) in sums.iter_mut().zip(&offsets) {
-                // SAFETY: `vector.input <= last_input`, `offset <= max_offset`, checked above.
-                let x = unsafe { load_unchecked(self.x, vector.input + offset) };
+                // SAFETY: inside `x` by the caller's guarantee.
+                let x = unsafe { load_at(base, offset) };
                 *sum = dy.mul_add(x, *sum);
             }
         }
