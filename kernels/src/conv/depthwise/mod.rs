@@ -198,40 +198,59 @@ impl PaddedPlane {
             copy_rows(plane, self.in_width, dst, self.row_len, kept_rows, copied);
             return;
         }
+        if self.stride == 2 {
+            self.fill_pairs(plane, scratch, kept_rows);
+            return;
+        }
         for iy in 0..kept_rows {
             let row = &plane[iy * self.in_width..][..self.in_width];
             let dst = &mut scratch[(self.pad_top + iy) * self.row_len..][..self.row_len];
-            if self.stride == 2 {
-                self.deinterleave_pairs(row, dst);
-            } else {
-                self.deinterleave(row, dst, 0);
-            }
+            self.deinterleave(row, dst, 0);
         }
     }
 
-    /// Stride 2: the even and odd input columns each go to one contiguous run, a loop that
-    /// compiles to vector shuffles.
-    fn deinterleave_pairs(&self, row: &[f32], dst: &mut [f32]) {
-        let (phase0, phase1) = dst.split_at_mut(self.phase_len);
-        // Even columns (padded position ix + pad) go to `even`, odd ones to `odd`.
-        let (even, odd) = if self.pad_left % 2 == 0 {
-            (
-                &mut phase0[self.pad_left / 2..],
-                &mut phase1[self.pad_left / 2..],
-            )
+    /// Stride 2: the even and odd input columns of each row each go to one contiguous run,
+    /// 8 pairs at a time through fixed-length arrays (a few shuffles), with the bounds checked
+    /// once per plane; the row's last, unpaired column (odd widths) is placed one by one.
+    fn fill_pairs(&self, plane: &[f32], scratch: &mut [f32], kept_rows: usize) {
+        // Padded column `pad_left + ix`: phase `(pad_left + ix) % 2`, index `(pad_left + ix) / 2`.
+        let (half, half_up) = (self.pad_left / 2, self.pad_left.div_ceil(2));
+        let (even_at, odd_at, even_room, odd_room) = if self.pad_left % 2 == 0 {
+            (half, self.phase_len + half, half, half)
         } else {
-            (
-                &mut phase1[self.pad_left / 2..],
-                &mut phase0[self.pad_left.div_ceil(2)..],
-            )
+            (self.phase_len + half, half_up, half, half_up)
         };
-        let pairs = (row.len() / 2).min(even.len()).min(odd.len());
-        let (even, odd, row_pairs) = (&mut even[..pairs], &mut odd[..pairs], &row[..2 * pairs]);
-        for i in 0..pairs {
-            even[i] = row_pairs[2 * i];
-            odd[i] = row_pairs[2 * i + 1];
+        let room = |skipped: usize| self.phase_len.saturating_sub(skipped);
+        let pairs = (self.in_width / 2)
+            .min(room(even_room))
+            .min(room(odd_room));
+        let (vectors, row_len) = (pairs / LANES, self.row_len);
+        // Every row writes below `even_at + pairs` and `odd_at + pairs`, both at most
+        // `row_len`, and reads below `2 * pairs <= in_width`.
+        assert!(even_at + pairs <= row_len && odd_at + pairs <= row_len);
+        assert!(kept_rows * self.in_width <= plane.len());
+        assert!((self.pad_top + kept_rows) * row_len <= scratch.len());
+        for iy in 0..kept_rows {
+            // SAFETY: row `iy` of `plane` and padded row `pad_top + iy` of `scratch` are in
+            // bounds, and every index below stays inside them (asserted above).
+            unsafe {
+                let src = plane.as_ptr().add(iy * self.in_width);
+                let dst = scratch.as_mut_ptr().add((self.pad_top + iy) * row_len);
+                for v in 0..vectors {
+                    let at = LANES * v;
+                    split_pairs(src.add(2 * at), dst.add(even_at + at), dst.add(odd_at + at));
+                }
+                for i in vectors * LANES..pairs {
+                    *dst.add(even_at + i) = *src.add(2 * i);
+                    *dst.add(odd_at + i) = *src.add(2 * i + 1);
+                }
+            }
+            if 2 * pairs < self.in_width {
+                let row = &plane[iy * self.in_width..][..self.in_width];
+                let dst = &mut scratch[(self.pad_top + iy) * row_len..][..row_len];
+                self.deinterleave(row, dst, 2 * pairs);
+            }
         }
-        self.deinterleave(row, dst, 2 * pairs);
     }
 
     /// Any stride: columns `from..` of `row`, one by one.
@@ -242,6 +261,38 @@ impl PaddedPlane {
             if index < self.phase_len {
                 dst[(padded % self.stride) * self.phase_len + index] = value;
             }
+        }
+    }
+}
+
+/// `even[i] = pairs[2 * i]` and `odd[i] = pairs[2 * i + 1]` for `i < 8`.
+///
+/// # Safety
+/// `pairs[..16]`, `even[..8]` and `odd[..8]` are valid and do not overlap.
+#[inline(always)]
+unsafe fn split_pairs(pairs: *const f32, even: *mut f32, odd: *mut f32) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    // SAFETY: the caller's guarantee; the target has AVX2 (checked at compile time).
+    unsafe {
+        use std::arch::x86_64::*;
+        let a = _mm256_loadu_ps(pairs);
+        let b = _mm256_loadu_ps(pairs.add(LANES));
+        // Within each 128-bit half: [a0 a2 b0 b2] and [a1 a3 b1 b3]; then the 64-bit
+        // quarters reordered 0, 2, 1, 3 put the halves in column order.
+        let evens = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
+        let odds = _mm256_shuffle_ps::<0b11_01_11_01>(a, b);
+        let order = |v: __m256| {
+            _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)))
+        };
+        _mm256_storeu_ps(even, order(evens));
+        _mm256_storeu_ps(odd, order(odds));
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        for i in 0..LANES {
+            *even.add(i) = *pairs.add(2 * i);
+            *odd.add(i) = *pairs.add(2 * i + 1);
         }
     }
 }
