@@ -6,6 +6,7 @@
 
 use super::{Tape, Var};
 use crate::error::Result;
+use crate::tensor::elementwise;
 use crate::Tensor;
 
 /// `max(x, 0)`.
@@ -56,12 +57,9 @@ impl Tape {
         let y = forward(&x_value);
         let y_value = y.clone();
         Ok(self.record(op, &[x], y, move |g, sink| {
-            let dx = g
-                .data()
-                .iter()
-                .zip(x_value.data().iter().zip(y_value.data()))
-                .map(|(&g, (&x, &y))| g * derivative(x, y))
-                .collect();
+            let dx = elementwise::zip3_map(g.data(), x_value.data(), y_value.data(), |g, x, y| {
+                g * derivative(x, y)
+            });
             sink.accumulate(0, Tensor::from_parts(dx, x_value.shape()));
         }))
     }

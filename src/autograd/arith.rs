@@ -29,7 +29,7 @@ pub fn div(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 }
 
 /// Broadcasts again inside a backward rule, where the forward pass already checked the shapes.
-fn zip(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32) -> Tensor {
+fn zip(a: &Tensor, b: &Tensor, f: impl Fn(f32, f32) -> f32 + Sync) -> Tensor {
     zip_broadcast("backward", a, b, f).expect("shapes were checked by the forward pass")
 }
 

@@ -6,7 +6,7 @@
 //! broadcast shape back to an input's shape. The tape's `GradSink` calls it, so no op has to.
 
 use crate::error::{fmt_shape, Error, Result};
-use crate::tensor::numel;
+use crate::tensor::{elementwise, numel};
 use crate::Tensor;
 
 /// The shape two operands broadcast to, or an error naming the op and both shapes.
@@ -97,32 +97,25 @@ pub(crate) fn zip_broadcast(
     op: &str,
     a: &Tensor,
     b: &Tensor,
-    f: impl Fn(f32, f32) -> f32,
+    f: impl Fn(f32, f32) -> f32 + Sync,
 ) -> Result<Tensor> {
     if a.shape() == b.shape() {
-        let data = a
-            .data()
-            .iter()
-            .zip(b.data())
-            .map(|(&x, &y)| f(x, y))
-            .collect();
+        let data = elementwise::zip_map(a.data(), b.data(), f);
         return Ok(Tensor::from_parts(data, a.shape()));
     }
     let out_shape = broadcast_shapes(op, a.shape(), b.shape())?;
-    let mut data = vec![0.0; numel(&out_shape)];
     let (a_data, b_data) = (a.data(), b.data());
     if b.numel() == 1 && out_shape == a.shape() {
         let y = b_data[0];
-        for (o, &x) in data.iter_mut().zip(a_data) {
-            *o = f(x, y);
-        }
-    } else {
-        let a_strides = strides_within(a.shape(), &out_shape);
-        let b_strides = strides_within(b.shape(), &out_shape);
-        walk(&out_shape, &a_strides, &b_strides, |o, i, j| {
-            data[o] = f(a_data[i], b_data[j]);
-        });
+        let data = elementwise::map(a_data, |x| f(x, y));
+        return Ok(Tensor::from_parts(data, &out_shape));
     }
+    let mut data = vec![0.0; numel(&out_shape)];
+    let a_strides = strides_within(a.shape(), &out_shape);
+    let b_strides = strides_within(b.shape(), &out_shape);
+    walk(&out_shape, &a_strides, &b_strides, |o, i, j| {
+        data[o] = f(a_data[i], b_data[j]);
+    });
     Ok(Tensor::from_parts(data, &out_shape))
 }
 

@@ -4,6 +4,7 @@
 use super::reduce::split_at_axis;
 use super::{Tape, Var};
 use crate::error::{fmt_shape, Error, Result};
+use crate::tensor::elementwise;
 use crate::Tensor;
 
 /// `[N, d1, d2, ...]` viewed as `[N, d1 * d2 * ...]`, the step between convolutional features and
@@ -47,15 +48,15 @@ pub fn concat(tensors: &[&Tensor], axis: usize) -> Result<Tensor> {
     }
     let out_axis = out_shape[axis];
     let mut out = vec![0.0; outer * out_axis * inner];
-    let mut offset = 0;
-    for t in tensors {
-        let block = t.shape()[axis] * inner;
-        for o in 0..outer {
-            let dst = (o * out_axis * inner) + offset;
-            out[dst..dst + block].copy_from_slice(&t.data()[o * block..(o + 1) * block]);
+    // Row `o` of the output (one image, for axis 1) is the tensors' rows `o`, one after another.
+    elementwise::for_each_row(&mut out, out_axis * inner, |o, row| {
+        let mut offset = 0;
+        for t in tensors {
+            let block = t.shape()[axis] * inner;
+            row[offset..offset + block].copy_from_slice(&t.data()[o * block..][..block]);
+            offset += block;
         }
-        offset += block;
-    }
+    });
     Ok(Tensor::from_parts(out, &out_shape))
 }
 
@@ -95,11 +96,9 @@ impl Tape {
                 let block = shape[axis] * inner;
                 if sink.wants(k) {
                     let mut part = vec![0.0; outer * block];
-                    for o in 0..outer {
-                        let src = o * out_axis * inner + offset;
-                        part[o * block..(o + 1) * block]
-                            .copy_from_slice(&g.data()[src..src + block]);
-                    }
+                    elementwise::for_each_row(&mut part, block, |o, row| {
+                        row.copy_from_slice(&g.data()[o * out_axis * inner + offset..][..block]);
+                    });
                     sink.accumulate(k, Tensor::from_parts(part, shape));
                 }
                 offset += block;

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::broadcast::sum_to_shape;
 use crate::error::{fmt_shape, Error, Result};
+use crate::tensor::elementwise;
 use crate::Tensor;
 
 /// A handle to a value recorded on a [`Tape`]. Cheap to copy; only valid on its own tape.
@@ -308,11 +309,7 @@ impl GradSink<'_> {
             sum_to_shape(&grad, shape)
         };
         match &mut self.grads[index] {
-            Some(existing) => {
-                for (e, g) in existing.data_mut().iter_mut().zip(grad.data()) {
-                    *e += g;
-                }
-            }
+            Some(existing) => elementwise::update(existing.data_mut(), grad.data(), |e, g| *e += g),
             slot @ None => *slot = Some(grad),
         }
     }

@@ -18,6 +18,7 @@
 use super::state::SlotStates;
 use super::{check_grads, check_non_negative, Optimizer};
 use crate::error::{Error, Result};
+use crate::tensor::elementwise;
 use crate::Tensor;
 
 const NAME: &str = "sgd";
@@ -146,36 +147,46 @@ impl Optimizer for Sgd {
         for (slot, (param, grad)) in params.iter_mut().zip(grads).enumerate() {
             let Some(grad) = grad else { continue };
             let p = param.data_mut();
-            let mut g = grad.clone();
-            if weight_decay != 0.0 {
-                for (g, &p) in g.data_mut().iter_mut().zip(p.iter()) {
-                    *g = weight_decay.mul_add(p, *g);
-                }
-            }
-            if h.momentum != 0.0 {
-                // The buffer starts as the first gradient, without dampening.
-                let fresh = self.states.get_mut(slot).is_none();
-                if fresh {
-                    self.states.insert(slot, vec![g.clone()]);
-                }
-                let state = self.states.get_mut(slot).expect("made above");
-                let buffer = &mut state.buffers[0];
-                if !fresh {
-                    for (b, &g) in buffer.data_mut().iter_mut().zip(g.data()) {
-                        *b = grad_scale.mul_add(g, *b * momentum);
-                    }
-                }
-                if h.nesterov {
-                    for (g, &b) in g.data_mut().iter_mut().zip(buffer.data()) {
-                        *g = momentum.mul_add(b, *g);
-                    }
+            let g = grad.data();
+            // Weight decay folded into the gradient, as PyTorch does before the momentum.
+            let decayed = |g: f32, p: f32| {
+                if weight_decay != 0.0 {
+                    weight_decay.mul_add(p, g)
                 } else {
-                    g = buffer.clone();
+                    g
                 }
+            };
+            if h.momentum == 0.0 {
+                elementwise::update(p, g, |p, g| *p = neg_lr.mul_add(decayed(g, *p), *p));
+                continue;
             }
-            for (p, &g) in p.iter_mut().zip(g.data()) {
-                *p = neg_lr.mul_add(g, *p);
+            // The buffer starts as the first (decayed) gradient, without dampening; after
+            // that `b = momentum * b + (1 - dampening) * g`. One pass updates both the
+            // buffer and the parameter.
+            let fresh = self.states.get_mut(slot).is_none();
+            if fresh {
+                self.states.insert(
+                    slot,
+                    vec![Tensor::from_parts(vec![0.0; g.len()], grad.shape())],
+                );
             }
+            let state = self.states.get_mut(slot).expect("made above");
+            let buffer = state.buffers[0].data_mut();
+            let nesterov = h.nesterov;
+            elementwise::update2(p, buffer, g, |p, b, g| {
+                let g = decayed(g, *p);
+                *b = if fresh {
+                    g
+                } else {
+                    grad_scale.mul_add(g, *b * momentum)
+                };
+                let step = if nesterov {
+                    momentum.mul_add(*b, g)
+                } else {
+                    *b
+                };
+                *p = neg_lr.mul_add(step, *p);
+            });
         }
         Ok(())
     }

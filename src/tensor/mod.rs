@@ -6,6 +6,7 @@
 //!
 //! A tensor of shape `[]` is a scalar holding one value.
 
+pub(crate) mod elementwise;
 mod init;
 
 use std::fmt;
@@ -148,9 +149,10 @@ impl Tensor {
         })
     }
 
-    /// A new tensor of the same shape with `f` applied to every element.
-    pub fn map(&self, f: impl Fn(f32) -> f32) -> Tensor {
-        Tensor::from_parts(self.data.iter().map(|&x| f(x)).collect(), &self.shape)
+    /// A new tensor of the same shape with `f` applied to every element (on several threads
+    /// when the tensor is large, hence `Sync`).
+    pub fn map(&self, f: impl Fn(f32) -> f32 + Sync) -> Tensor {
+        Tensor::from_parts(elementwise::map(&self.data, f), &self.shape)
     }
 
     /// The largest absolute difference to `other`, or `None` if the shapes differ.
