@@ -221,9 +221,7 @@ impl PaddedPlane {
             (self.phase_len + half, half_up, half, half_up)
         };
         let room = |skipped: usize| self.phase_len.saturating_sub(skipped);
-        let pairs = (self.in_width / 2)
-            .min(room(even_room))
-            .min(room(odd_room));
+        let pairs = (self.in_width / 2).min(room(even_room)).min(room(odd_room));
         let (vectors, row_len) = (pairs / LANES, self.row_len);
         // Every row writes below `even_at + pairs` and `odd_at + pairs`, both at most
         // `row_len`, and reads below `2 * pairs <= in_width`.
