@@ -22,7 +22,9 @@
 use super::state::SlotStates;
 use super::{check_arg, check_grads, check_non_negative, check_unit_interval, Optimizer};
 use crate::error::Result;
+use crate::tensor::elementwise;
 use crate::Tensor;
+use rayon::prelude::*;
 
 /// Adam's hyperparameters, with PyTorch's defaults; [`AdamBuilder::build`] checks them.
 #[derive(Clone, Debug, PartialEq)]
@@ -183,27 +185,55 @@ impl Optimizer for Adam {
             let [exp_avg, exp_avg_sq, rest @ ..] = state.buffers.as_mut_slice() else {
                 unreachable!("Adam's state has at least two fields")
             };
-            let mut max_exp_avg_sq = rest.first_mut().map(|t| t.data_mut());
             let (m, v) = (exp_avg.data_mut(), exp_avg_sq.data_mut());
-            for (i, (p, &g)) in param.data_mut().iter_mut().zip(grad.data()).enumerate() {
-                let mut g = g;
-                if let Some(factor) = decoupled_factor {
-                    *p *= factor;
-                }
-                if let Some(wd) = coupled_decay {
-                    g = wd.mul_add(*p, g);
-                }
-                m[i] = lerp(m[i], g, lerp_weight);
-                v[i] = (sq_weight * g).mul_add(g, v[i] * beta2);
-                let second_moment = match max_exp_avg_sq.as_deref_mut() {
-                    Some(v_max) => {
-                        v_max[i] = nan_max(v_max[i], v[i]);
-                        v_max[i]
+            let v_max = rest.first_mut().map(|t| t.data_mut());
+            let update = |p: &mut [f32], g: &[f32], moments: Moments| {
+                let Moments { m, v, mut v_max } = moments;
+                for (i, (p, &g)) in p.iter_mut().zip(g).enumerate() {
+                    let mut g = g;
+                    if let Some(factor) = decoupled_factor {
+                        *p *= factor;
                     }
-                    None => v[i],
-                };
-                let denom = second_moment.sqrt() / bias_correction2_sqrt + eps;
-                *p += neg_step_size * m[i] / denom;
+                    if let Some(wd) = coupled_decay {
+                        g = wd.mul_add(*p, g);
+                    }
+                    m[i] = lerp(m[i], g, lerp_weight);
+                    v[i] = (sq_weight * g).mul_add(g, v[i] * beta2);
+                    let second_moment = match v_max.as_deref_mut() {
+                        Some(v_max) => {
+                            v_max[i] = nan_max(v_max[i], v[i]);
+                            v_max[i]
+                        }
+                        None => v[i],
+                    };
+                    let denom = second_moment.sqrt() / bias_correction2_sqrt + eps;
+                    *p += neg_step_size * m[i] / denom;
+                }
+            };
+            let (p, g) = (param.data_mut(), grad.data());
+            // Large parameters are updated in chunks on rayon's threads, each element by the
+            // same operations as on one thread.
+            let Some(chunk) = elementwise::parallel_chunk(p.len()) else {
+                update(p, g, Moments { m, v, v_max });
+                continue;
+            };
+            let chunks = p
+                .par_chunks_mut(chunk)
+                .zip(g.par_chunks(chunk))
+                .zip(m.par_chunks_mut(chunk))
+                .zip(v.par_chunks_mut(chunk));
+            match v_max {
+                Some(v_max) => {
+                    chunks
+                        .zip(v_max.par_chunks_mut(chunk))
+                        .for_each(|((((p, g), m), v), v_max)| {
+                            let v_max = Some(v_max);
+                            update(p, g, Moments { m, v, v_max });
+                        })
+                }
+                None => chunks.for_each(|(((p, g), m), v)| {
+                    update(p, g, Moments { m, v, v_max: None });
+                }),
             }
         }
         Ok(())
@@ -235,6 +265,13 @@ pub(crate) fn lerp(start: f32, end: f32, weight: f32) -> f32 {
     }
 }
 
+/// One parameter's (or one chunk's) moment estimates: `m`, `v` and, for AMSGrad, `v_max`.
+struct Moments<'a> {
+    m: &'a mut [f32],
+    v: &'a mut [f32],
+    v_max: Option<&'a mut [f32]>,
+}
+
 /// `torch.maximum`: NaN if either operand is NaN (`f32::max` would drop it).
 fn nan_max(a: f32, b: f32) -> f32 {
     if a.is_nan() || b.is_nan() {
@@ -246,7 +283,9 @@ fn nan_max(a: f32, b: f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{assert_matches_torch, assert_resumes_exactly};
+    use super::super::test_util::{
+        assert_chunked_update_is_exact, assert_matches_torch, assert_resumes_exactly,
+    };
     use super::*;
     use crate::Error;
 
@@ -336,6 +375,21 @@ mod tests {
     fn amsgrad_matches_pytorch() {
         let mut amsgrad = Adam::builder(0.1).amsgrad(true).build().unwrap();
         assert_matches_torch(&mut amsgrad, AMSGRAD, 1e-6);
+    }
+
+    #[test]
+    fn large_parameters_update_in_chunks_exactly() {
+        assert_chunked_update_is_exact(|| Box::new(Adam::new(0.1).unwrap()));
+        assert_chunked_update_is_exact(|| {
+            Box::new(
+                Adam::builder(0.1)
+                    .amsgrad(true)
+                    .weight_decay(0.01)
+                    .build()
+                    .unwrap(),
+            )
+        });
+        assert_chunked_update_is_exact(|| Box::new(Adam::adamw(0.1).unwrap()));
     }
 
     #[test]

@@ -210,7 +210,9 @@ impl Optimizer for Sgd {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{assert_matches_torch, assert_resumes_exactly};
+    use super::super::test_util::{
+        assert_chunked_update_is_exact, assert_matches_torch, assert_resumes_exactly,
+    };
     use super::*;
 
     // Expected values: python3 scripts/torch_optim.py (torch 2.15, CPU).
@@ -258,6 +260,22 @@ mod tests {
         let mut sgd = Sgd::new(0.1).unwrap();
         assert_matches_torch(&mut sgd, SGD_PLAIN, 1e-6);
         assert!(sgd.state().is_empty(), "plain SGD keeps no state");
+    }
+
+    #[test]
+    fn large_parameters_update_in_chunks_exactly() {
+        assert_chunked_update_is_exact(|| Box::new(Sgd::new(0.1).unwrap()));
+        assert_chunked_update_is_exact(|| {
+            let sgd = Sgd::builder(0.1)
+                .momentum(0.9)
+                .dampening(0.1)
+                .weight_decay(0.01);
+            Box::new(sgd.build().unwrap())
+        });
+        assert_chunked_update_is_exact(|| {
+            let sgd = Sgd::builder(0.1).momentum(0.9).nesterov(true);
+            Box::new(sgd.build().unwrap())
+        });
     }
 
     #[test]

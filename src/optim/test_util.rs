@@ -88,3 +88,33 @@ pub fn assert_resumes_exactly(mut make: impl FnMut() -> Box<dyn Optimizer>) {
     assert_eq!(params, expected, "{}: resumed run differs", straight.name());
     assert_eq!(resumed.state(), straight.state());
 }
+
+/// One parameter large enough for the optimiser to update it on several threads must end bit
+/// for bit where the same values end as many small parameters, each updated on one thread.
+pub fn assert_chunked_update_is_exact(mut make: impl FnMut() -> Box<dyn Optimizer>) {
+    const LEN: usize = 200_003;
+    const PIECE: usize = 1_000;
+    let value = |i: usize, salt: usize| ((i * 7 + salt * 3) % 23) as f32 / 11.0 - 1.0;
+    let pieces = |t: &Tensor| -> Vec<Tensor> {
+        t.data()
+            .chunks(PIECE)
+            .map(|c| Tensor::from_vec(c.to_vec(), &[c.len()]).unwrap())
+            .collect()
+    };
+    let start = Tensor::from_vec((0..LEN).map(|i| value(i, 0)).collect(), &[LEN]).unwrap();
+    let (mut large, mut small) = (make(), make());
+    let mut whole = vec![start.clone()];
+    let mut split = pieces(&start);
+    for step in 1..=3 {
+        let grad = Tensor::from_vec((0..LEN).map(|i| value(i, step)).collect(), &[LEN]).unwrap();
+        large.step(&mut whole, &[Some(grad.clone())]).unwrap();
+        let grads: Vec<Option<Tensor>> = pieces(&grad).into_iter().map(Some).collect();
+        small.step(&mut split, &grads).unwrap();
+    }
+    let joined: Vec<f32> = split.iter().flat_map(|t| t.data().to_vec()).collect();
+    assert!(
+        whole[0].data() == joined.as_slice(),
+        "{}: the chunked update of a large parameter differs from the one-thread update",
+        large.name()
+    );
+}

@@ -18,6 +18,12 @@ const CHUNK: usize = 16 * 1024;
 /// Passes over fewer values than this run on the calling thread.
 const PARALLEL_MIN: usize = 4 * CHUNK;
 
+/// The chunk length to split a pass over `len` values into, or `None` when it should stay on
+/// the calling thread: for passes over several slices that the helpers below do not cover.
+pub(crate) fn parallel_chunk(len: usize) -> Option<usize> {
+    (len >= PARALLEL_MIN).then_some(CHUNK)
+}
+
 /// Fills `out` (uninitialised, `out.len() == len`) chunk by chunk: `fill(start, chunk)` writes
 /// every element of `chunk`, which is `out[start..start + chunk.len()]`.
 fn fill_chunks(out: &mut [MaybeUninit<f32>], fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync) {
