@@ -22,7 +22,10 @@ const ITERATIONS: usize = 50_000_000;
 /// Runs the FMA chains once and returns a value that depends on all of them.
 fn chains(iterations: usize) -> f32 {
     let mut acc: [f32x8; CHAINS] = std::array::from_fn(|i| f32x8::splat(i as f32 * 1e-3));
-    let (a, b) = (black_box(f32x8::splat(0.999_9)), black_box(f32x8::splat(1e-4)));
+    let (a, b) = (
+        black_box(f32x8::splat(0.999_9)),
+        black_box(f32x8::splat(1e-4)),
+    );
     for _ in 0..iterations {
         for acc in &mut acc {
             *acc = acc.mul_add(a, b);
