@@ -39,11 +39,8 @@ pub fn backward_weight(
     let tap_offsets = layout.tap_offsets(g);
     let vectors = layout.output_vectors(g);
     let want_bias = grad_bias.is_some();
-    // Every tap's load of every vector stays inside the padded input plane: checked once here,
-    // so the accumulation loops need no checks.
-    let last_input = vectors.iter().map(|v| v.input).max().unwrap_or(0);
-    let max_offset = tap_offsets.iter().copied().max().unwrap_or(0);
-    assert!(vectors.is_empty() || last_input + max_offset + LANES <= layout.scratch_len());
+    // Checked once here, so the accumulation loops load without checks.
+    layout.assert_reads_inside(&vectors, &tap_offsets);
 
     // Tasks take contiguous runs of (image, channel) planes, in memory order, so the hardware
     // prefetchers see streams; each returns its partial gradients for every channel.

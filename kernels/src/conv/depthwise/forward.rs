@@ -2,7 +2,7 @@
 //! `multiplier` output planes in blocks of 8 output vectors (anywhere in the plane, so small
 //! planes fill a block too), each with its own accumulator, over all taps.
 
-use super::{load_at, planes_per_task, store, OutputVector, PaddedPlane, LANES};
+use super::{load_at, planes_per_task, store, OutputVector, PaddedPlane};
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
 use wide::f32x8;
@@ -21,12 +21,9 @@ pub fn forward(
     let taps = g.kernel_height * g.kernel_width;
     let layout = PaddedPlane::for_geometry(g);
     let tap_offsets = layout.tap_offsets(g);
-    let max_offset = tap_offsets.iter().copied().max().unwrap_or(0);
     let vectors = layout.output_vectors(g);
-    // Every load of the taps stays inside the scratch plane: checked here, once, so the
-    // blocks below need no checks.
-    let last_start = vectors.iter().map(|v| v.input).max().unwrap_or(0);
-    assert!(vectors.is_empty() || last_start + max_offset + LANES <= layout.scratch_len());
+    // Checked once here, so the blocks below load without checks.
+    layout.assert_reads_inside(&vectors, &tap_offsets);
     // The output planes of one input plane are contiguous: (n, ci, m) -> (n * C + ci) * M + m.
     let out_group = multiplier * out_plane;
     let planes = g.batch * g.in_channels;

@@ -94,6 +94,14 @@ impl PaddedPlane {
         vectors
     }
 
+    /// Panics unless every tap of every vector reads inside the scratch plane: the one check
+    /// each pass makes before its unchecked loads (`load_at`).
+    pub(super) fn assert_reads_inside(&self, vectors: &[OutputVector], offsets: &[usize]) {
+        let last_start = vectors.iter().map(|v| v.input).max().unwrap_or(0);
+        let max_offset = offsets.iter().copied().max().unwrap_or(0);
+        assert!(vectors.is_empty() || last_start + max_offset + LANES <= self.scratch_len());
+    }
+
     /// Copies `plane` (`in_height x in_width`) into `scratch` (from
     /// [`PaddedPlane::zeroed_scratch`]) in the padded, phased layout.
     pub(super) fn fill(&self, plane: &[f32], scratch: &mut [f32]) {
