@@ -10,12 +10,16 @@
 //!   `dy * a + (x - mean) * b + d`.
 //!
 //! Centring on the mean before scaling keeps inputs with a large common offset accurate.
+//!
+//! In training, the ReLU or ReLU6 after a BatchNorm can run inside these passes ([`Clamp`]):
+//! forward clamps in the affine map; backward masks `dy` plane by plane into the input gradient's
+//! buffer, sums each masked plane while it is in cache, then finishes the affine map in place.
 
 use rayon::prelude::*;
 use wide::f32x8;
 
-use super::{BatchNormGeometry, BatchNormGrads, BatchStats, RunningStats};
-use crate::pool::lanes::{load, load_partial, planes_per_task, store_partial, sum, LANES};
+use super::{BatchNormGeometry, BatchNormGrads, BatchStats, Clamp, RunningStats};
+use crate::pool::lanes::{load, planes_per_task, store, sum, LANES};
 
 /// The `N` planes of channel `c`.
 fn channel_planes<'a>(
@@ -87,13 +91,54 @@ impl Centre {
     }
 }
 
-/// `output = (input - centre) * scale + shift` over one plane.
-fn affine_plane(input: &[f32], output: &mut [f32], centre: Centre, scale: f32, shift: f32) {
+/// `output = clamp((input - centre) * scale + shift)` over one plane.
+fn affine_plane(
+    input: &[f32],
+    output: &mut [f32],
+    centre: Centre,
+    scale: f32,
+    shift: f32,
+    clamp: Option<Clamp>,
+) {
+    match clamp {
+        None => affine_plane_with(input, output, centre, scale, shift, |v| v, |v| v),
+        Some(c) => affine_plane_with(
+            input,
+            output,
+            centre,
+            scale,
+            shift,
+            |v| c.apply_lanes(v),
+            |v| c.apply(v),
+        ),
+    }
+}
+
+/// The loop of [`affine_plane`], with the clamp given as its vector and scalar forms. Whole
+/// vectors first, then the tail one value at a time with the same operations (planes of 1, 4 or
+/// 49 values are common at the end of a network, where copying partial vectors would cost more
+/// than the arithmetic).
+#[inline(always)]
+fn affine_plane_with(
+    input: &[f32],
+    output: &mut [f32],
+    centre: Centre,
+    scale: f32,
+    shift: f32,
+    clamp_lanes: impl Fn(f32x8) -> f32x8,
+    clamp: impl Fn(f32) -> f32,
+) {
     let (high, low) = (f32x8::splat(centre.high), f32x8::splat(centre.low));
-    let (scale, shift) = (f32x8::splat(scale), f32x8::splat(shift));
-    for (x, y) in input.chunks(LANES).zip(output.chunks_mut(LANES)) {
-        let centred = (load_partial(x) - high) - low;
-        store_partial(centred.mul_add(scale, shift), y);
+    let (scale_lanes, shift_lanes) = (f32x8::splat(scale), f32x8::splat(shift));
+    let mut inputs = input.chunks_exact(LANES);
+    let mut outputs = output.chunks_exact_mut(LANES);
+    for (x, y) in (&mut inputs).zip(&mut outputs) {
+        let centred = (load(x) - high) - low;
+        store(clamp_lanes(centred.mul_add(scale_lanes, shift_lanes)), y);
+    }
+    for (&x, y) in inputs.remainder().iter().zip(outputs.into_remainder()) {
+        let centred = (x - centre.high) - centre.low;
+        *y = clamp(centred.mul_add(scale, shift));
     }
 }
 
@@ -103,6 +148,7 @@ pub(super) fn forward_train(
     gamma: Option<&[f32]>,
     beta: Option<&[f32]>,
     running: Option<RunningStats<'_>>,
+    clamp: Option<Clamp>,
     output: &mut [f32],
 ) -> BatchStats {
     let count = g.values_per_channel() as f64;
@@ -146,11 +192,11 @@ pub(super) fn forward_train(
         .iter()
         .map(|&(mean, _)| Centre::new(mean))
         .collect();
-    normalise(g, input, output, &centres, &scale, beta);
+    normalise(g, input, output, &centres, &scale, beta, clamp);
     saved
 }
 
-/// `output = (input - centre[c]) * scale[c] + beta[c]`, plane by plane.
+/// `output = clamp((input - centre[c]) * scale[c] + beta[c])`, plane by plane.
 fn normalise(
     g: &BatchNormGeometry,
     input: &[f32],
@@ -158,6 +204,7 @@ fn normalise(
     centre: &[Centre],
     scale: &[f32],
     beta: Option<&[f32]>,
+    clamp: Option<Clamp>,
 ) {
     let (channels, plane) = (g.shape.channels, g.shape.plane_len());
     output
@@ -168,7 +215,7 @@ fn normalise(
         .for_each(|(index, (output_plane, input_plane))| {
             let c = index % channels;
             let shift = beta.map_or(0.0, |b| b[c]);
-            affine_plane(input_plane, output_plane, centre[c], scale[c], shift);
+            affine_plane(input_plane, output_plane, centre[c], scale[c], shift, clamp);
         });
 }
 
@@ -203,7 +250,7 @@ pub(super) fn forward_eval(
     let centres: Vec<Centre> = (frozen.mean.iter())
         .map(|&mean| Centre::new(f64::from(mean)))
         .collect();
-    normalise(g, input, output, &centres, &scale, beta);
+    normalise(g, input, output, &centres, &scale, beta, None);
 }
 
 /// Per channel, `(sum(dy), sum(dy * (x - mean)))`.
@@ -225,44 +272,129 @@ fn gradient_sums(
         .collect()
 }
 
+/// Writes `dy * clamp'(y)` into `masked`, plane by plane, and returns per channel the sums
+/// [`gradient_sums`] would return for that masked gradient, added in the same order. Each plane is
+/// summed right after it is written, while it is still in cache.
+fn masked_gradient_sums(
+    g: &BatchNormGeometry,
+    input: &[f32],
+    grad_output: &[f32],
+    (clamp, output): (Clamp, &[f32]),
+    stats: &BatchStats,
+    masked: &mut [f32],
+) -> Vec<(f64, f64)> {
+    let (channels, plane) = (g.shape.channels, g.shape.plane_len());
+    let per_plane: Vec<(f64, f64)> = masked
+        .par_chunks_mut(plane)
+        .zip(grad_output.par_chunks(plane))
+        .zip(output.par_chunks(plane))
+        .zip(input.par_chunks(plane))
+        .enumerate()
+        .with_min_len(planes_per_task(plane))
+        .map(|(index, (((masked_plane, dy), y), x))| {
+            mask_plane(clamp, dy, y, masked_plane);
+            let mean = stats.mean[index % channels];
+            (
+                sum(masked_plane),
+                sum_centred_products(masked_plane, x, mean),
+            )
+        })
+        .collect();
+    (0..channels)
+        .map(|c| {
+            (0..g.shape.batch)
+                .map(|n| per_plane[n * channels + c])
+                .fold((0.0, 0.0), |(a, b), (da, db)| (a + da, b + db))
+        })
+        .collect()
+}
+
+/// `masked = dy * clamp'(y)` over one plane.
+fn mask_plane(clamp: Clamp, grad: &[f32], output: &[f32], masked: &mut [f32]) {
+    let mut grads = grad.chunks_exact(LANES);
+    let mut outputs = output.chunks_exact(LANES);
+    let mut targets = masked.chunks_exact_mut(LANES);
+    for ((dy, y), m) in (&mut grads).zip(&mut outputs).zip(&mut targets) {
+        store(load(dy) * clamp.derivative_lanes(load(y)), m);
+    }
+    let tails = (grads.remainder().iter()).zip(outputs.remainder());
+    for ((&dy, &y), m) in tails.zip(targets.into_remainder()) {
+        *m = dy * clamp.derivative_at_output(y);
+    }
+}
+
+/// Per channel, the `(a, b, d)` of `grad_input = dy * a + (x - mean) * b + d`.
+type Coefficients = (f32, f32, f32);
+
+/// `grad_input = dy * a + (x - mean) * b + d` over one plane; `dy` is read from `grad`, or from
+/// `grad_input` itself (overwritten in place) when `grad` is `None`.
+fn input_gradient_plane(
+    grad_input: &mut [f32],
+    grad: Option<&[f32]>,
+    input: &[f32],
+    mean: f32,
+    (a, b, d): Coefficients,
+) {
+    let (a_lanes, b_lanes, d_lanes) = (f32x8::splat(a), f32x8::splat(b), f32x8::splat(d));
+    let mean_lanes = f32x8::splat(mean);
+    let mut inputs = input.chunks_exact(LANES);
+    let mut targets = grad_input.chunks_exact_mut(LANES);
+    for (i, (x, gi)) in (&mut inputs).zip(&mut targets).enumerate() {
+        let dy = load(grad.map_or(&*gi, |grad| &grad[i * LANES..]));
+        let centred = load(x) - mean_lanes;
+        store(dy.mul_add(a_lanes, centred.mul_add(b_lanes, d_lanes)), gi);
+    }
+    let done = input.len() - inputs.remainder().len();
+    for (i, (&x, gi)) in (inputs.remainder().iter())
+        .zip(targets.into_remainder())
+        .enumerate()
+    {
+        let dy = grad.map_or(*gi, |grad| grad[done + i]);
+        *gi = dy.mul_add(a, (x - mean).mul_add(b, d));
+    }
+}
+
 /// Fills `grads` from the per-channel sums, with `grad_input = dy * a + (x - mean) * b + d`
-/// and `(a, b, d)` given per channel by `coefficients(c, sum_dy, sum_dy_centred)`.
+/// and `(a, b, d)` given per channel by `coefficients(c, sum_dy, sum_dy_centred)`. With a
+/// clamp, `dy` is first multiplied by the clamp's derivative at the saved `output`.
 fn backward_with(
     g: &BatchNormGeometry,
     input: &[f32],
     grad_output: &[f32],
+    clamp: Option<(Clamp, &[f32])>,
     stats: &BatchStats,
     grads: BatchNormGrads<'_>,
-    coefficients: impl Fn(usize, f64, f64) -> (f32, f32, f32),
+    coefficients: impl Fn(usize, f64, f64) -> Coefficients,
 ) {
-    let sums = gradient_sums(g, input, grad_output, stats);
+    let sums = match clamp {
+        None => gradient_sums(g, input, grad_output, stats),
+        Some(clamp) => masked_gradient_sums(g, input, grad_output, clamp, stats, grads.input),
+    };
     let mut per_channel = Vec::with_capacity(g.shape.channels);
     for (c, &(sum_dy, sum_dy_centred)) in sums.iter().enumerate() {
         grads.beta[c] = sum_dy as f32;
         grads.gamma[c] = (sum_dy_centred * f64::from(stats.inv_std[c])) as f32;
         per_channel.push(coefficients(c, sum_dy, sum_dy_centred));
     }
+    // With a clamp, the masked gradient already sits in `grads.input`.
+    let unmasked = clamp.is_none().then_some(grad_output);
     let (channels, plane) = (g.shape.channels, g.shape.plane_len());
     grads
         .input
         .par_chunks_mut(plane)
-        .zip(grad_output.par_chunks(plane))
         .zip(input.par_chunks(plane))
         .enumerate()
         .with_min_len(planes_per_task(plane))
-        .for_each(|(index, ((grad_input_plane, grad_plane), input_plane))| {
+        .for_each(|(index, (grad_input_plane, input_plane))| {
             let c = index % channels;
-            let (a, b, d) = per_channel[c];
-            let (a, b, d) = (f32x8::splat(a), f32x8::splat(b), f32x8::splat(d));
-            let mean = f32x8::splat(stats.mean[c]);
-            for ((gi, dy), x) in grad_input_plane
-                .chunks_mut(LANES)
-                .zip(grad_plane.chunks(LANES))
-                .zip(input_plane.chunks(LANES))
-            {
-                let centred = load_partial(x) - mean;
-                store_partial(load_partial(dy).mul_add(a, centred.mul_add(b, d)), gi);
-            }
+            let grad_plane = unmasked.map(|grad| &grad[index * plane..][..plane]);
+            input_gradient_plane(
+                grad_input_plane,
+                grad_plane,
+                input_plane,
+                stats.mean[c],
+                per_channel[c],
+            );
         });
 }
 
@@ -272,6 +404,7 @@ pub(super) fn backward_train(
     grad_output: &[f32],
     gamma: Option<&[f32]>,
     saved: &BatchStats,
+    clamp: Option<(Clamp, &[f32])>,
     grads: BatchNormGrads<'_>,
 ) {
     let count = g.values_per_channel() as f64;
@@ -287,7 +420,7 @@ pub(super) fn backward_train(
             (-k * sum_dy / count) as f32,
         )
     };
-    backward_with(g, input, grad_output, saved, grads, coefficients);
+    backward_with(g, input, grad_output, clamp, saved, grads, coefficients);
 }
 
 pub(super) fn backward_eval(
@@ -302,5 +435,5 @@ pub(super) fn backward_eval(
         let k = gamma.map_or(1.0, |w| w[c]) * frozen.inv_std[c];
         (k, 0.0, 0.0)
     };
-    backward_with(g, input, grad_output, frozen, grads, coefficients);
+    backward_with(g, input, grad_output, None, frozen, grads, coefficients);
 }

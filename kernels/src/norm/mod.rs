@@ -10,13 +10,19 @@
 //! |---|---|
 //! | [`reference`](mod@reference) | scalar loops in `f64`: the definitions and the test oracle |
 //! | `batch` | statistics per channel (rayon over channels, `f32x8` sums reduced in `f64`, two passes), then the per-element work per plane (rayon over planes, `f32x8`) |
+//! | [`Clamp`] | the ReLU or ReLU6 after a BatchNorm, run inside its passes (`*_clamped`) |
 //! | `lrn` | rayon over images, `f32x8` over eight pixels, all channels of those pixels at once |
 
 mod batch;
+mod clamp;
+#[cfg(test)]
+mod clamped_tests;
 mod lrn;
 pub mod reference;
 #[cfg(test)]
 mod tests;
+
+pub use clamp::Clamp;
 
 use crate::error::check_len;
 use crate::pool::NchwShape;
@@ -121,6 +127,32 @@ pub fn batch_norm_forward_train(
     running: Option<RunningStats<'_>>,
     output: &mut [f32],
 ) -> Result<BatchStats, KernelError> {
+    forward_train(g, input, gamma, beta, running, None, output)
+}
+
+/// [`batch_norm_forward_train`] followed by `clamp` in the same pass:
+/// `output = clamp(batch_norm(input))`, equal bit for bit to the two run one after the other.
+pub fn batch_norm_forward_train_clamped(
+    g: &BatchNormGeometry,
+    clamp: Clamp,
+    input: &[f32],
+    gamma: Option<&[f32]>,
+    beta: Option<&[f32]>,
+    running: Option<RunningStats<'_>>,
+    output: &mut [f32],
+) -> Result<BatchStats, KernelError> {
+    forward_train(g, input, gamma, beta, running, Some(clamp), output)
+}
+
+fn forward_train(
+    g: &BatchNormGeometry,
+    input: &[f32],
+    gamma: Option<&[f32]>,
+    beta: Option<&[f32]>,
+    running: Option<RunningStats<'_>>,
+    clamp: Option<Clamp>,
+    output: &mut [f32],
+) -> Result<BatchStats, KernelError> {
     check_batch_norm(g, &[("input", input.len()), ("output", output.len())], true)?;
     check_channel_params(
         g,
@@ -131,7 +163,9 @@ pub fn batch_norm_forward_train(
             ("running var", running.as_ref().map(|r| r.var.len())),
         ],
     )?;
-    Ok(batch::forward_train(g, input, gamma, beta, running, output))
+    Ok(batch::forward_train(
+        g, input, gamma, beta, running, clamp, output,
+    ))
 }
 
 /// Evaluation-mode batch normalisation with the running statistics:
@@ -175,6 +209,45 @@ pub fn batch_norm_backward_train(
     saved: &BatchStats,
     grads: BatchNormGrads<'_>,
 ) -> Result<(), KernelError> {
+    backward_train(g, input, grad_output, None, gamma, saved, grads)
+}
+
+/// Backward of [`batch_norm_forward_train_clamped`], given its `output`: the backward above
+/// applied to `dy * clamp'(output)`, equal bit for bit to the clamp's backward followed by
+/// [`batch_norm_backward_train`]. The masked gradient is built in `grads.input` and summed plane
+/// by plane while in cache, so the fused pair reads and writes two fewer tensors than the two ops.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward_train_clamped(
+    g: &BatchNormGeometry,
+    clamp: Clamp,
+    input: &[f32],
+    output: &[f32],
+    grad_output: &[f32],
+    gamma: Option<&[f32]>,
+    saved: &BatchStats,
+    grads: BatchNormGrads<'_>,
+) -> Result<(), KernelError> {
+    check_len("output", output.len(), g.shape.len()).map_err(with_context(g))?;
+    backward_train(
+        g,
+        input,
+        grad_output,
+        Some((clamp, output)),
+        gamma,
+        saved,
+        grads,
+    )
+}
+
+fn backward_train(
+    g: &BatchNormGeometry,
+    input: &[f32],
+    grad_output: &[f32],
+    clamp: Option<(Clamp, &[f32])>,
+    gamma: Option<&[f32]>,
+    saved: &BatchStats,
+    grads: BatchNormGrads<'_>,
+) -> Result<(), KernelError> {
     check_batch_norm(
         g,
         &[
@@ -194,7 +267,7 @@ pub fn batch_norm_backward_train(
             ("grad_beta", Some(grads.beta.len())),
         ],
     )?;
-    batch::backward_train(g, input, grad_output, gamma, saved, grads);
+    batch::backward_train(g, input, grad_output, gamma, saved, clamp, grads);
     Ok(())
 }
 
