@@ -19,13 +19,15 @@ pub mod gradcheck;
 mod loss;
 mod matmul;
 mod norm;
+#[cfg(test)]
+mod norm_clamped_tests;
 mod pool;
 mod reduce;
 mod shape;
 mod tape;
 
 pub use conv::Conv2dOptions;
-pub use norm::{BatchNormOptions, LrnOptions};
+pub use norm::{BatchNormOptions, Clamp, LrnOptions};
 pub use pool::Pool2dOptions;
 pub use tape::{BackwardFn, GradSink, Gradients, Tape, Var};
 

@@ -6,6 +6,7 @@
 //! unbiased variance, as PyTorch); in evaluation it uses the running statistics, so the op is an
 //! affine map per channel.
 
+pub use convgrad_kernels::norm::Clamp;
 use convgrad_kernels::norm::{
     self as kernels, BatchNormGeometry, BatchNormGrads, LrnGeometry, RunningStats,
 };
@@ -215,6 +216,9 @@ impl Tape {
         training: bool,
         options: BatchNormOptions,
     ) -> Result<(Var, RunningUpdate)> {
+        if training {
+            return self.batch_norm_train(x, weight, bias, running, options, None);
+        }
         let x_value = self.get(x)?;
         let w = weight.map(|v| self.get(v)).transpose()?;
         let b = bias.map(|v| self.get(v)).transpose()?;
@@ -226,89 +230,163 @@ impl Tape {
                 ("running_mean", running.map(|r| r.0)),
                 ("running_var", running.map(|r| r.1)),
             ],
-            training,
+            false,
+            options,
+        )?;
+        let Some((mean, var)) = running else {
+            return Err(Error::invalid(
+                "batch_norm",
+                "evaluation mode needs the running mean and variance",
+            ));
+        };
+        let (mean, var) = (mean.clone(), var.clone());
+        let mut out = vec![0.0; x_value.numel()];
+        kernels::batch_norm_forward_eval(
+            &g,
+            x_value.data(),
+            w.as_ref().map(Tensor::data),
+            b.as_ref().map(Tensor::data),
+            mean.data(),
+            var.data(),
+            &mut out,
+        )
+        .map_err(kernel_error)?;
+        let shape = x_value.shape().to_vec();
+        let y = Tensor::from_parts(out, &shape);
+        let inputs: Vec<Var> = [Some(x), weight, bias].into_iter().flatten().collect();
+        let (has_weight, has_bias) = (weight.is_some(), bias.is_some());
+        let out_var = self.record("batch_norm", &inputs, y, move |grad, sink| {
+            let c = g.shape.channels;
+            let (mut dx, mut dw, mut db) = (vec![0.0; g.shape.len()], vec![0.0; c], vec![0.0; c]);
+            kernels::batch_norm_backward_eval(
+                &g,
+                x_value.data(),
+                grad.data(),
+                w.as_ref().map(Tensor::data),
+                mean.data(),
+                var.data(),
+                BatchNormGrads {
+                    input: &mut dx,
+                    gamma: &mut dw,
+                    beta: &mut db,
+                },
+            )
+            .expect("checked by forward");
+            send_grads(sink, &shape, dx, dw, db, has_weight, has_bias);
+        });
+        Ok((out_var, None))
+    }
+
+    /// Training-mode batch normalisation followed by a ReLU or ReLU6, recorded as one op:
+    /// `clamp(batch_norm(x))`. Its values and gradients equal those of
+    /// [`Tape::batch_norm`] then [`Tape::relu`] or [`Tape::relu6`] bit for bit; it saves one
+    /// tensor of the size of `x` and two passes over it (forward and backward).
+    pub fn batch_norm_clamped(
+        &mut self,
+        x: Var,
+        weight: Option<Var>,
+        bias: Option<Var>,
+        running: Option<(&Tensor, &Tensor)>,
+        options: BatchNormOptions,
+        clamp: Clamp,
+    ) -> Result<(Var, RunningUpdate)> {
+        self.batch_norm_train(x, weight, bias, running, options, Some(clamp))
+    }
+
+    fn batch_norm_train(
+        &mut self,
+        x: Var,
+        weight: Option<Var>,
+        bias: Option<Var>,
+        running: Option<(&Tensor, &Tensor)>,
+        options: BatchNormOptions,
+        clamp: Option<Clamp>,
+    ) -> Result<(Var, RunningUpdate)> {
+        let x_value = self.get(x)?;
+        let w = weight.map(|v| self.get(v)).transpose()?;
+        let b = bias.map(|v| self.get(v)).transpose()?;
+        let g = bn_geometry(
+            x_value.shape(),
+            &[
+                ("weight", w.as_ref()),
+                ("bias", b.as_ref()),
+                ("running_mean", running.map(|r| r.0)),
+                ("running_var", running.map(|r| r.1)),
+            ],
+            true,
             options,
         )?;
         let mut out = vec![0.0; x_value.numel()];
+        let mut updated = running.map(|(m, v)| (m.clone(), v.clone()));
+        let running_stats = updated.as_mut().map(|(m, v)| RunningStats {
+            mean: m.data_mut(),
+            var: v.data_mut(),
+        });
+        let (gamma, beta) = (w.as_ref().map(Tensor::data), b.as_ref().map(Tensor::data));
+        let stats = match clamp {
+            None => kernels::batch_norm_forward_train(
+                &g,
+                x_value.data(),
+                gamma,
+                beta,
+                running_stats,
+                &mut out,
+            ),
+            Some(clamp) => kernels::batch_norm_forward_train_clamped(
+                &g,
+                clamp,
+                x_value.data(),
+                gamma,
+                beta,
+                running_stats,
+                &mut out,
+            ),
+        }
+        .map_err(kernel_error)?;
+        let shape = x_value.shape().to_vec();
+        let y = Tensor::from_parts(out, &shape);
+        // The clamped backward reads its mask from the output.
+        let y_value = clamp.map(|clamp| (clamp, y.clone()));
         let inputs: Vec<Var> = [Some(x), weight, bias].into_iter().flatten().collect();
         let (has_weight, has_bias) = (weight.is_some(), bias.is_some());
-        let shape = x_value.shape().to_vec();
-        if training {
-            let mut updated = running.map(|(m, v)| (m.clone(), v.clone()));
-            let stats = kernels::batch_norm_forward_train(
-                &g,
-                x_value.data(),
-                w.as_ref().map(Tensor::data),
-                b.as_ref().map(Tensor::data),
-                updated.as_mut().map(|(m, v)| RunningStats {
-                    mean: m.data_mut(),
-                    var: v.data_mut(),
-                }),
-                &mut out,
-            )
-            .map_err(kernel_error)?;
-            let y = Tensor::from_parts(out, &shape);
-            let var = self.record("batch_norm", &inputs, y, move |grad, sink| {
-                let c = g.shape.channels;
-                let (mut dx, mut dw, mut db) =
-                    (vec![0.0; g.shape.len()], vec![0.0; c], vec![0.0; c]);
-                kernels::batch_norm_backward_train(
-                    &g,
-                    x_value.data(),
-                    grad.data(),
-                    w.as_ref().map(Tensor::data),
-                    &stats,
-                    BatchNormGrads {
-                        input: &mut dx,
-                        gamma: &mut dw,
-                        beta: &mut db,
-                    },
-                )
-                .expect("checked by forward");
-                send_grads(sink, &shape, dx, dw, db, has_weight, has_bias);
-            });
-            Ok((var, updated))
-        } else {
-            let Some((mean, var)) = running else {
-                return Err(Error::invalid(
-                    "batch_norm",
-                    "evaluation mode needs the running mean and variance",
-                ));
+        let op = match clamp {
+            None => "batch_norm",
+            Some(Clamp::Relu) => "batch_norm_relu",
+            Some(Clamp::Relu6) => "batch_norm_relu6",
+        };
+        let var = self.record(op, &inputs, y, move |grad, sink| {
+            let c = g.shape.channels;
+            let (mut dx, mut dw, mut db) = (vec![0.0; g.shape.len()], vec![0.0; c], vec![0.0; c]);
+            let grads = BatchNormGrads {
+                input: &mut dx,
+                gamma: &mut dw,
+                beta: &mut db,
             };
-            let (mean, var) = (mean.clone(), var.clone());
-            kernels::batch_norm_forward_eval(
-                &g,
-                x_value.data(),
-                w.as_ref().map(Tensor::data),
-                b.as_ref().map(Tensor::data),
-                mean.data(),
-                var.data(),
-                &mut out,
-            )
-            .map_err(kernel_error)?;
-            let y = Tensor::from_parts(out, &shape);
-            let out_var = self.record("batch_norm", &inputs, y, move |grad, sink| {
-                let c = g.shape.channels;
-                let (mut dx, mut dw, mut db) =
-                    (vec![0.0; g.shape.len()], vec![0.0; c], vec![0.0; c]);
-                kernels::batch_norm_backward_eval(
+            let gamma = w.as_ref().map(Tensor::data);
+            match &y_value {
+                None => kernels::batch_norm_backward_train(
                     &g,
                     x_value.data(),
                     grad.data(),
-                    w.as_ref().map(Tensor::data),
-                    mean.data(),
-                    var.data(),
-                    BatchNormGrads {
-                        input: &mut dx,
-                        gamma: &mut dw,
-                        beta: &mut db,
-                    },
-                )
-                .expect("checked by forward");
-                send_grads(sink, &shape, dx, dw, db, has_weight, has_bias);
-            });
-            Ok((out_var, None))
-        }
+                    gamma,
+                    &stats,
+                    grads,
+                ),
+                Some((clamp, y)) => kernels::batch_norm_backward_train_clamped(
+                    &g,
+                    *clamp,
+                    x_value.data(),
+                    y.data(),
+                    grad.data(),
+                    gamma,
+                    &stats,
+                    grads,
+                ),
+            }
+            .expect("checked by forward");
+            send_grads(sink, &shape, dx, dw, db, has_weight, has_bias);
+        });
+        Ok((var, updated))
     }
 
     /// Local response normalisation across channels.
