@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use super::{Graph, NodeId};
-use crate::autograd::Conv2dOptions;
+use crate::autograd::{Clamp, Conv2dOptions};
 use crate::error::{Error, Result};
 use crate::functional::conv2d;
 use crate::graph::ParamStore;
@@ -109,6 +109,8 @@ impl Graph {
                 match layer.map(|l| l.fusion()) {
                     _ if i == 0 || !needed[i] => Step::Skip,
                     Some(Fusion::Map(f)) => Step::Map(f),
+                    Some(Fusion::Clamp(Clamp::Relu)) => Step::Map(|v| Clamp::Relu.apply(v)),
+                    Some(Fusion::Clamp(Clamp::Relu6)) => Step::Map(|v| Clamp::Relu6.apply(v)),
                     Some(Fusion::Sum) => Step::Sum,
                     _ => Step::Layer,
                 }
@@ -192,7 +194,7 @@ impl Graph {
         })
     }
 
-    fn is_output(&self, id: NodeId) -> bool {
+    pub(super) fn is_output(&self, id: NodeId) -> bool {
         self.output == id || self.aux_outputs.contains(&id)
     }
 }

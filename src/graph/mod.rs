@@ -21,6 +21,8 @@
 
 mod builder;
 mod dot;
+#[cfg(test)]
+mod fused_tests;
 mod inference;
 mod run;
 mod store;

@@ -1,9 +1,10 @@
 //! Running a graph: inference on plain tensors, or a forward pass recorded on a tape.
 
-use super::Graph;
+use super::{Graph, NodeId};
+use crate::autograd::Clamp;
 use crate::error::{fmt_shape, Error, Result};
 use crate::graph::ParamStore;
-use crate::nn::{Mode, ParamKind, TapeContext};
+use crate::nn::{Fusion, Mode, ParamKind, TapeContext};
 use crate::{Rng, Tape, Tensor, Var};
 
 /// What [`Graph::forward_tape`] returns.
@@ -19,7 +20,8 @@ pub struct TapeOutput {
     /// New buffer values (running statistics) by position in `param_specs`, to write back into
     /// the store after the step.
     pub buffer_updates: Vec<(usize, Tensor)>,
-    /// The output variable of every node, by node index (for inspecting activations).
+    /// The output variable of every node, by node index (for inspecting activations). After
+    /// [`Graph::forward_tape_fused`], a fused BatchNorm shares its activation's variable.
     pub nodes: Vec<Var>,
 }
 
@@ -165,7 +167,8 @@ impl Graph {
 
     /// Records a forward pass on `tape`. In [`Mode::Train`], BatchNorm uses batch statistics
     /// (their running averages come back in `buffer_updates`) and dropout is applied with masks
-    /// from `rng` when `dropout` is true.
+    /// from `rng` when `dropout` is true. Every node is recorded as its own op, so
+    /// [`TapeOutput::nodes`] holds each node's own value.
     pub fn forward_tape(
         &self,
         tape: &mut Tape,
@@ -174,6 +177,70 @@ impl Graph {
         mode: Mode,
         rng: &mut Rng,
         dropout: bool,
+    ) -> Result<TapeOutput> {
+        let fusions = vec![None; self.nodes.len()];
+        self.record(tape, store, input, (mode, rng, dropout), &fusions)
+    }
+
+    /// [`Graph::forward_tape`] as training runs it: in [`Mode::Train`], each BatchNorm whose only
+    /// reader is a ReLU or ReLU6 is recorded with it as one op ([`Tape::batch_norm_clamped`]).
+    /// Values and gradients are the same bit for bit; the step keeps one tensor fewer per pair
+    /// and makes two fewer passes over it. In [`TapeOutput::nodes`] the BatchNorm then shares
+    /// the activation's variable: use [`Graph::forward_tape`] to inspect every node's own value.
+    pub fn forward_tape_fused(
+        &self,
+        tape: &mut Tape,
+        store: &ParamStore,
+        input: Var,
+        mode: Mode,
+        rng: &mut Rng,
+        dropout: bool,
+    ) -> Result<TapeOutput> {
+        let fusions = if mode == Mode::Train {
+            self.clamp_fusions()
+        } else {
+            vec![None; self.nodes.len()]
+        };
+        self.record(tape, store, input, (mode, rng, dropout), &fusions)
+    }
+
+    /// For each node, what training may fuse: a BatchNorm read only by a ReLU or ReLU6 (and not
+    /// an output itself) takes that clamp, and the activation reads the BatchNorm's result.
+    pub(super) fn clamp_fusions(&self) -> Vec<Option<Fused>> {
+        let mut readers: Vec<Vec<usize>> = vec![Vec::new(); self.nodes.len()];
+        for (i, node) in self.nodes.iter().enumerate() {
+            for input in &node.inputs {
+                readers[input.0].push(i);
+            }
+        }
+        let mut fusions = vec![None; self.nodes.len()];
+        for (i, node) in self.nodes.iter().enumerate() {
+            let is_batch_norm = matches!(
+                node.layer.as_ref().map(|l| l.fusion()),
+                Some(Fusion::BatchNorm(_))
+            );
+            let &[reader] = readers[i].as_slice() else {
+                continue;
+            };
+            let clamp = match self.nodes[reader].layer.as_ref().map(|l| l.fusion()) {
+                Some(Fusion::Clamp(clamp)) => clamp,
+                _ => continue,
+            };
+            if is_batch_norm && !self.is_output(NodeId(i)) {
+                fusions[i] = Some(Fused::BatchNormWith(clamp));
+                fusions[reader] = Some(Fused::IntoInput);
+            }
+        }
+        fusions
+    }
+
+    fn record(
+        &self,
+        tape: &mut Tape,
+        store: &ParamStore,
+        input: Var,
+        (mode, rng, dropout): (Mode, &mut Rng, bool),
+        fusions: &[Option<Fused>],
     ) -> Result<TapeOutput> {
         self.check_input(tape.shape(input)?)?;
         self.check_store(store)?;
@@ -189,9 +256,13 @@ impl Graph {
         let mut outputs: Vec<Var> = Vec::with_capacity(self.nodes.len());
         outputs.push(input);
         let mut buffer_updates = Vec::new();
-        for node in &self.nodes[1..] {
+        for (i, node) in self.nodes.iter().enumerate().skip(1) {
             let layer = node.layer.as_ref().expect("only the input has no layer");
             let inputs: Vec<Var> = node.inputs.iter().map(|id| outputs[id.0]).collect();
+            if fusions[i] == Some(Fused::IntoInput) {
+                outputs.push(inputs[0]);
+                continue;
+            }
             let node_params: Vec<Var> = node.params.iter().map(|&p| params[p]).collect();
             let mut ctx = TapeContext {
                 mode,
@@ -199,12 +270,16 @@ impl Graph {
                 buffer_updates: Vec::new(),
                 dropout,
             };
-            let y = layer
-                .forward_tape(tape, &inputs, &node_params, &mut ctx)
-                .map_err(|e| Error::Graph {
-                    node: node.name.clone(),
-                    message: e.to_string(),
-                })?;
+            let y = match (fusions[i], layer.fusion()) {
+                (Some(Fused::BatchNormWith(clamp)), Fusion::BatchNorm(bn)) => {
+                    bn.forward_tape_clamped(tape, &inputs, &node_params, &mut ctx, clamp)
+                }
+                _ => layer.forward_tape(tape, &inputs, &node_params, &mut ctx),
+            }
+            .map_err(|e| Error::Graph {
+                node: node.name.clone(),
+                message: e.to_string(),
+            })?;
             buffer_updates.extend(
                 ctx.buffer_updates
                     .into_iter()
@@ -220,4 +295,13 @@ impl Graph {
             nodes: outputs,
         })
     }
+}
+
+/// A node's part in a training-time fusion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Fused {
+    /// A BatchNorm that applies the clamp of its only reader.
+    BatchNormWith(Clamp),
+    /// That reader, whose value is its input's.
+    IntoInput,
 }

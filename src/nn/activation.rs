@@ -2,12 +2,13 @@
 //! connections) and Concat (Inception branches, DenseNet features).
 
 use super::{single, Fusion, Layer, Mode, TapeContext};
+use crate::autograd::Clamp;
 use crate::error::fmt_shape;
 use crate::functional::{add, concat, flatten, relu, relu6};
 use crate::{Tape, Tensor, Var};
 
 macro_rules! pointwise_layer {
-    ($(#[$doc:meta])* $name:ident, $kind:literal, $f:ident, $scalar:expr) => {
+    ($(#[$doc:meta])* $name:ident, $kind:literal, $f:ident, $clamp:expr) => {
         $(#[$doc])*
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct $name;
@@ -20,7 +21,7 @@ macro_rules! pointwise_layer {
                 Ok(single(inputs)?.to_vec())
             }
             fn fusion(&self) -> Fusion<'_> {
-                Fusion::Map($scalar)
+                Fusion::Clamp($clamp)
             }
             fn forward(&self, inputs: &[&Tensor], _: &[&Tensor]) -> crate::Result<Tensor> {
                 Ok($f(inputs[0]))
@@ -40,11 +41,11 @@ macro_rules! pointwise_layer {
 
 pointwise_layer!(
     /// `max(x, 0)`.
-    ReLU, "ReLU", relu, |v| if v > 0.0 { v } else { 0.0 }
+    ReLU, "ReLU", relu, Clamp::Relu
 );
 pointwise_layer!(
     /// `min(max(x, 0), 6)` (MobileNet).
-    ReLU6, "ReLU6", relu6, |v| v.clamp(0.0, 6.0)
+    ReLU6, "ReLU6", relu6, Clamp::Relu6
 );
 
 /// `[C, H, W]` to `[C * H * W]` per sample.

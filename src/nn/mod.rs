@@ -26,6 +26,7 @@ pub use separable::SeparableConv2d;
 
 use std::fmt::Debug;
 
+use crate::autograd::Clamp;
 use crate::{Rng, Tape, Tensor, Var};
 
 /// How a parameter is initialised before training.
@@ -165,6 +166,10 @@ pub enum Fusion<'a> {
     BatchNorm(&'a BatchNorm2d),
     /// An elementwise map that may overwrite its input when nothing else reads it.
     Map(fn(f32) -> f32),
+    /// A ReLU or ReLU6: a map as above at inference, and in training one that can run inside
+    /// the passes of the BatchNorm before it
+    /// (see [`Graph::forward_tape_fused`](crate::graph::Graph::forward_tape_fused)).
+    Clamp(Clamp),
     /// A sum of same-shaped inputs that may accumulate into the first.
     Sum,
 }

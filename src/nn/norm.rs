@@ -1,7 +1,7 @@
 //! Normalisation layers: BatchNorm2d and LocalResponseNorm.
 
 use super::{single, Fusion, Init, Layer, Mode, ParamSpec, TapeContext};
-use crate::autograd::{BatchNormOptions, LrnOptions};
+use crate::autograd::{BatchNormOptions, Clamp, LrnOptions};
 use crate::error::fmt_shape;
 use crate::functional::{batch_norm, local_response_norm};
 use crate::{Tape, Tensor, Var};
@@ -81,22 +81,53 @@ impl Layer for BatchNorm2d {
         params: &[Var],
         ctx: &mut TapeContext<'_>,
     ) -> crate::Result<Var> {
+        self.record(tape, inputs, params, ctx, None)
+    }
+}
+
+impl BatchNorm2d {
+    /// This BatchNorm followed by `clamp`: in training one op ([`Tape::batch_norm_clamped`]),
+    /// in evaluation the two ops.
+    pub(crate) fn forward_tape_clamped(
+        &self,
+        tape: &mut Tape,
+        inputs: &[Var],
+        params: &[Var],
+        ctx: &mut TapeContext<'_>,
+        clamp: Clamp,
+    ) -> crate::Result<Var> {
+        self.record(tape, inputs, params, ctx, Some(clamp))
+    }
+
+    fn record(
+        &self,
+        tape: &mut Tape,
+        inputs: &[Var],
+        params: &[Var],
+        ctx: &mut TapeContext<'_>,
+        clamp: Option<Clamp>,
+    ) -> crate::Result<Var> {
         let mean = tape.value(params[2])?.clone();
         let var = tape.value(params[3])?.clone();
+        let running = Some((&mean, &var));
+        let (x, weight, bias) = (inputs[0], Some(params[0]), Some(params[1]));
         let training = ctx.mode == Mode::Train;
-        let (y, updated) = tape.batch_norm(
-            inputs[0],
-            Some(params[0]),
-            Some(params[1]),
-            Some((&mean, &var)),
-            training,
-            self.options,
-        )?;
+        let (y, updated) = match clamp {
+            Some(clamp) if training => {
+                tape.batch_norm_clamped(x, weight, bias, running, self.options, clamp)?
+            }
+            _ => tape.batch_norm(x, weight, bias, running, training, self.options)?,
+        };
         if let Some((mean, var)) = updated {
             ctx.buffer_updates.push((2, mean));
             ctx.buffer_updates.push((3, var));
         }
-        Ok(y)
+        match clamp {
+            Some(_) if training => Ok(y),
+            Some(Clamp::Relu) => tape.relu(y),
+            Some(Clamp::Relu6) => tape.relu6(y),
+            None => Ok(y),
+        }
     }
 }
 

@@ -101,7 +101,8 @@ fn report(stage: Stage, name: &str, kind: &'static str, t: &Tensor) -> Option<No
 }
 
 /// One training step's forward pass and loss (the main output's cross-entropy plus
-/// `aux_weight` times each auxiliary head's), recorded on a new tape.
+/// `aux_weight` times each auxiliary head's), recorded on a new tape. `fused` records it with
+/// [`Graph::forward_tape_fused`], as training does; without it every node keeps its own value.
 pub(crate) fn forward_loss(
     graph: &Graph,
     store: &ParamStore,
@@ -109,10 +110,15 @@ pub(crate) fn forward_loss(
     labels: &[usize],
     rng: &mut Rng,
     aux_weight: f32,
+    fused: bool,
 ) -> Result<(Tape, TapeOutput, Var)> {
     let mut tape = Tape::new();
     let input = tape.input(images);
-    let out = graph.forward_tape(&mut tape, store, input, Mode::Train, rng, true)?;
+    let out = if fused {
+        graph.forward_tape_fused(&mut tape, store, input, Mode::Train, rng, true)?
+    } else {
+        graph.forward_tape(&mut tape, store, input, Mode::Train, rng, true)?
+    };
     let mut loss = tape.cross_entropy(out.output, labels)?;
     for &aux_logits in &out.aux {
         let aux_loss = tape.cross_entropy(aux_logits, labels)?;
@@ -137,8 +143,15 @@ pub fn locate_non_finite(
             return Ok(Some(found));
         }
     }
-    let (mut tape, out, loss) =
-        forward_loss(graph, store, images.clone(), labels, &mut rng, aux_weight)?;
+    let (mut tape, out, loss) = forward_loss(
+        graph,
+        store,
+        images.clone(),
+        labels,
+        &mut rng,
+        aux_weight,
+        false,
+    )?;
     let nodes = graph.nodes();
     for (node, &var) in nodes.iter().zip(&out.nodes) {
         if let Some(found) = report(Stage::Activation, &node.name, node.kind(), tape.value(var)?) {

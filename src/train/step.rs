@@ -39,7 +39,7 @@ pub fn train_step(
     dropout_rng: &mut Rng,
 ) -> Result<StepOutcome> {
     let aux = aux_weight(graph.name());
-    let (tape, out, loss) = forward_loss(graph, store, images, labels, dropout_rng, aux)?;
+    let (tape, out, loss) = forward_loss(graph, store, images, labels, dropout_rng, aux, true)?;
     let loss_value = tape.value(loss)?.item()?;
     let logits = tape.value(out.output)?.clone();
     if !loss_value.is_finite() {

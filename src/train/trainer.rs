@@ -280,6 +280,7 @@ pub fn train(config: &TrainConfig, observer: &mut dyn Observer) -> Result<TrainR
                 &batch.labels,
                 &mut dropout_rng,
                 aux,
+                true,
             )?;
             let global_step = history.len() * batches + step + 1;
             let stop = |what: String, found: Option<NonFiniteValue>| {
