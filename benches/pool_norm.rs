@@ -1,16 +1,20 @@
 //! Pooling and normalisation kernels on real layer shapes, fast against the scalar reference.
 //!
 //! Run with `cargo bench --bench pool_norm`. Shapes: ResNet's stem max-pool, Inception's padded
-//! 3 x 3 average pool, a ResNet/MobileNet head's global average pool, a ResNet batch norm, and
-//! AlexNet's first local response normalisation.
+//! 3 x 3 average pool, a ResNet/MobileNet head's global average pool, a ResNet batch norm, a
+//! MobileNet v2 batch norm with its ReLU6 (fused against separate passes), and AlexNet's first
+//! local response normalisation.
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use convgrad_kernels::norm::{self, BatchNormGeometry, BatchNormGrads, LrnGeometry, RunningStats};
+use convgrad_kernels::norm::{
+    self, BatchNormGeometry, BatchNormGrads, Clamp, LrnGeometry, RunningStats,
+};
 use convgrad_kernels::pool::{self, NchwShape};
 use convgrad_kernels::Pool2dGeometry;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use rayon::prelude::*;
 
 /// Deterministic, non-repeating test data in `[-1, 1)`.
 fn data(len: usize, seed: u64) -> Vec<f32> {
@@ -198,6 +202,79 @@ fn batch_norm(c: &mut Criterion) {
     group.finish();
 }
 
+/// A MobileNet v2 expansion's BatchNorm and ReLU6 (144 channels at 16 x 16, batch 32), training
+/// forward and backward: the clamped kernels against batch normalisation plus the clamp and its
+/// gradient mask as their own passes, each writing a fresh buffer as separate tape ops do.
+fn batch_norm_relu6(c: &mut Criterion) {
+    let g = BatchNormGeometry::new(NchwShape::new(32, 144, (16, 16)));
+    let (len, channels) = (g.shape.len(), g.shape.channels);
+    let input = data(len, 11);
+    let grad_output = data(len, 12);
+    let gamma = data(channels, 13);
+    let beta: Vec<f32> = data(channels, 14).iter().map(|b| b + 1.0).collect();
+    let (w, bias) = (Some(&gamma[..]), Some(&beta[..]));
+    let (mut grad_gamma, mut grad_beta) = (vec![0.0; channels], vec![0.0; channels]);
+    let mut group = c.benchmark_group("batch_norm + relu6 train fwd+bwd 32x144x16x16");
+    configure(&mut group);
+    group.bench_function("fused", |b| {
+        b.iter(|| {
+            let mut output = vec![0.0; len];
+            let clamp = Clamp::Relu6;
+            let stats = norm::batch_norm_forward_train_clamped(
+                &g,
+                clamp,
+                black_box(&input),
+                w,
+                bias,
+                None,
+                &mut output,
+            )
+            .unwrap();
+            let mut grad_input = vec![0.0; len];
+            let grads = BatchNormGrads {
+                input: &mut grad_input,
+                gamma: &mut grad_gamma,
+                beta: &mut grad_beta,
+            };
+            let dy = black_box(&grad_output);
+            norm::batch_norm_backward_train_clamped(
+                &g, clamp, &input, &output, dy, w, &stats, grads,
+            )
+            .unwrap();
+            grad_input
+        })
+    });
+    group.bench_function("separate", |b| {
+        b.iter(|| {
+            let mut normalised = vec![0.0; len];
+            let stats = norm::batch_norm_forward_train(
+                &g,
+                black_box(&input),
+                w,
+                bias,
+                None,
+                &mut normalised,
+            )
+            .unwrap();
+            // Both cores, as convgrad's elementwise passes run.
+            let activated: Vec<f32> = normalised.par_iter().map(|&v| v.clamp(0.0, 6.0)).collect();
+            let masked: Vec<f32> = (grad_output.par_iter().zip(&normalised))
+                .map(|(&dy, &x)| if x > 0.0 && x < 6.0 { dy } else { 0.0 })
+                .collect();
+            let mut grad_input = vec![0.0; len];
+            let grads = BatchNormGrads {
+                input: &mut grad_input,
+                gamma: &mut grad_gamma,
+                beta: &mut grad_beta,
+            };
+            norm::batch_norm_backward_train(&g, &input, black_box(&masked), w, &stats, grads)
+                .unwrap();
+            (activated, grad_input)
+        })
+    });
+    group.finish();
+}
+
 fn lrn(c: &mut Criterion) {
     let g = LrnGeometry {
         k: 2.0,
@@ -229,6 +306,7 @@ criterion_group!(
     avg_pool,
     global_avg_pool,
     batch_norm,
+    batch_norm_relu6,
     lrn
 );
 criterion_main!(benches);
