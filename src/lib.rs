@@ -46,6 +46,7 @@ pub mod io;
 pub mod models;
 pub mod nn;
 pub mod optim;
+mod parallel;
 mod rng;
 mod tensor;
 pub mod train;

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::broadcast::sum_to_shape;
 use crate::error::{fmt_shape, Error, Result};
+use crate::parallel::on_worker;
 use crate::tensor::elementwise;
 use crate::Tensor;
 
@@ -231,7 +232,11 @@ impl Tape {
     }
 
     /// Backward from any output, given the gradient of some scalar with respect to it.
-    pub fn backward_with(mut self, output: Var, output_grad: Tensor) -> Result<Gradients> {
+    pub fn backward_with(self, output: Var, output_grad: Tensor) -> Result<Gradients> {
+        on_worker(move || self.backward_on_worker(output, output_grad))
+    }
+
+    fn backward_on_worker(mut self, output: Var, output_grad: Tensor) -> Result<Gradients> {
         let out_shape = self.shape(output)?;
         if out_shape != output_grad.shape() {
             return Err(Error::shape(

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::functional::conv2d;
 use crate::graph::ParamStore;
 use crate::nn::Fusion;
+use crate::parallel::on_worker;
 use crate::Tensor;
 
 /// How one node is computed.
@@ -207,6 +208,10 @@ impl Inference<'_> {
 
     /// Runs the plan on `[N, ...input]` and returns `[N, ...output]`, as [`Graph::forward`].
     pub fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        on_worker(|| self.forward_on_worker(input))
+    }
+
+    fn forward_on_worker(&self, input: &Tensor) -> Result<Tensor> {
         let graph = self.graph;
         graph.check_input(input.shape())?;
         let mut values: Vec<Option<Tensor>> = vec![None; graph.nodes.len()];

@@ -5,6 +5,7 @@ use crate::autograd::Clamp;
 use crate::error::{fmt_shape, Error, Result};
 use crate::graph::ParamStore;
 use crate::nn::{Fusion, Mode, ParamKind, TapeContext};
+use crate::parallel::on_worker;
 use crate::{Rng, Tape, Tensor, Var};
 
 /// What [`Graph::forward_tape`] returns.
@@ -132,6 +133,10 @@ impl Graph {
     /// Inference in evaluation mode: `[N, ...input]` in, `[N, ...output]` out. Nothing is
     /// recorded, and each intermediate value is dropped as soon as no later node needs it.
     pub fn forward(&self, store: &ParamStore, input: &Tensor) -> Result<Tensor> {
+        on_worker(|| self.forward_on_worker(store, input))
+    }
+
+    fn forward_on_worker(&self, store: &ParamStore, input: &Tensor) -> Result<Tensor> {
         self.check_input(input.shape())?;
         self.check_store(store)?;
         let needed = self.needed_for_output();
@@ -235,6 +240,17 @@ impl Graph {
     }
 
     fn record(
+        &self,
+        tape: &mut Tape,
+        store: &ParamStore,
+        input: Var,
+        (mode, rng, dropout): (Mode, &mut Rng, bool),
+        fusions: &[Option<Fused>],
+    ) -> Result<TapeOutput> {
+        on_worker(|| self.record_on_worker(tape, store, input, (mode, rng, dropout), fusions))
+    }
+
+    fn record_on_worker(
         &self,
         tape: &mut Tape,
         store: &ParamStore,
