@@ -4,19 +4,19 @@
 //! input `x` or the output `y`, whichever is cheaper. Subgradient convention (as PyTorch):
 //! `relu'(0) = 0`, and relu6's derivative is 0 at both 0 and 6.
 
-use super::{Tape, Var};
+use super::{Clamp, Tape, Var};
 use crate::error::Result;
 use crate::tensor::elementwise;
 use crate::Tensor;
 
 /// `max(x, 0)`.
 pub fn relu(x: &Tensor) -> Tensor {
-    x.map(|v| if v > 0.0 { v } else { 0.0 })
+    x.map(|v| Clamp::Relu.apply(v))
 }
 
 /// `min(max(x, 0), 6)`, MobileNet's bounded ReLU.
 pub fn relu6(x: &Tensor) -> Tensor {
-    x.map(|v| v.clamp(0.0, 6.0))
+    x.map(|v| Clamp::Relu6.apply(v))
 }
 
 /// `1 / (1 + e^-x)`, computed without overflow for large `|x|`.
@@ -64,18 +64,40 @@ impl Tape {
         }))
     }
 
-    pub fn relu(&mut self, x: Var) -> Result<Var> {
-        self.pointwise("relu", x, relu, |x, _| if x > 0.0 { 1.0 } else { 0.0 })
+    /// Records `y = clamp(x)`, whose backward reads only `y`: its derivative, 1 strictly inside
+    /// the clamp's interval and 0 elsewhere, is the same read from `y` as from `x` (see
+    /// [`Clamp`]). So `x` is not kept alive for the backward pass, and the backward pass reads
+    /// two tensors instead of three.
+    fn clamp(&mut self, op: &'static str, x: Var, clamp: Clamp) -> Result<Var> {
+        let x_value = self.get(x)?;
+        let y = match clamp {
+            Clamp::Relu => relu(&x_value),
+            Clamp::Relu6 => relu6(&x_value),
+        };
+        let y_value = y.clone();
+        Ok(self.record(op, &[x], y, move |g, sink| {
+            let (g, y) = (g.data(), y_value.data());
+            // One loop per clamp, so each compiles without a branch on `clamp` inside.
+            let dx = match clamp {
+                Clamp::Relu => {
+                    elementwise::zip_map(g, y, |g, y| g * Clamp::Relu.derivative_at_output(y))
+                }
+                Clamp::Relu6 => {
+                    elementwise::zip_map(g, y, |g, y| g * Clamp::Relu6.derivative_at_output(y))
+                }
+            };
+            sink.accumulate(0, Tensor::from_parts(dx, y_value.shape()));
+        }))
     }
 
+    /// `max(x, 0)`; `relu'(0) = 0`.
+    pub fn relu(&mut self, x: Var) -> Result<Var> {
+        self.clamp("relu", x, Clamp::Relu)
+    }
+
+    /// `min(max(x, 0), 6)`; the derivative is 0 at both 0 and 6.
     pub fn relu6(&mut self, x: Var) -> Result<Var> {
-        self.pointwise("relu6", x, relu6, |x, _| {
-            if x > 0.0 && x < 6.0 {
-                1.0
-            } else {
-                0.0
-            }
-        })
+        self.clamp("relu6", x, Clamp::Relu6)
     }
 
     pub fn sigmoid(&mut self, x: Var) -> Result<Var> {
