@@ -71,6 +71,34 @@ proptest! {
         assert_close("max backward", &fast_grad, &slow_grad);
     }
 
+    /// The 2 x 2, stride-2 path (LeNet-5, VGG) on planes of even and odd sizes, in both modes
+    /// (ceil mode on odd sizes leaves it for the general kernel), with ties, NaN and infinities.
+    #[test]
+    fn max_pool_2x2_stride_2_matches_reference(
+        (batch, channels) in (1usize..3, 1usize..4),
+        (height, width) in (2usize..30, 2usize..30),
+        ceil_mode: bool,
+        seed in any::<u64>(),
+    ) {
+        let g = Pool2dGeometry {
+            ceil_mode,
+            ..pool((batch, channels), (height, width), (2, 2), (2, 2), (0, 0))
+        };
+        let mut rng = TestRng::new(seed);
+        let mut input = tie_prone_input(&mut rng, g.input_len());
+        for (i, special) in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY].into_iter().enumerate() {
+            let at = (seed as usize).wrapping_mul(i + 7) % input.len();
+            input[at] = special;
+        }
+        let (mut fast, mut fast_argmax) = (vec![0.0; g.output_len()], vec![0; g.output_len()]);
+        let (mut slow, mut slow_argmax) = (vec![0.0; g.output_len()], vec![0; g.output_len()]);
+        max_pool2d_forward(&g, &input, &mut fast, &mut fast_argmax).unwrap();
+        reference::max_pool2d_forward(&g, &input, &mut slow, &mut slow_argmax);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        prop_assert_eq!(bits(&fast), bits(&slow));
+        prop_assert_eq!(&fast_argmax, &slow_argmax);
+    }
+
     #[test]
     fn avg_pool_matches_reference(
         g in geometries(1),
