@@ -109,6 +109,9 @@ fn kernel_error(e: convgrad_kernels::KernelError) -> Error {
     Error::shape("batch_norm", e.to_string())
 }
 
+/// A batch normalisation's input, weight and bias values, and its geometry.
+type BnOperands = (Tensor, Option<Tensor>, Option<Tensor>, BatchNormGeometry);
+
 /// Running statistics after one training batch.
 pub type RunningUpdate = Option<(Tensor, Tensor)>;
 
@@ -219,20 +222,7 @@ impl Tape {
         if training {
             return self.batch_norm_train(x, weight, bias, running, options, None);
         }
-        let x_value = self.get(x)?;
-        let w = weight.map(|v| self.get(v)).transpose()?;
-        let b = bias.map(|v| self.get(v)).transpose()?;
-        let g = bn_geometry(
-            x_value.shape(),
-            &[
-                ("weight", w.as_ref()),
-                ("bias", b.as_ref()),
-                ("running_mean", running.map(|r| r.0)),
-                ("running_var", running.map(|r| r.1)),
-            ],
-            false,
-            options,
-        )?;
+        let (x_value, w, b, g) = self.bn_operands(x, weight, bias, running, false, options)?;
         let Some((mean, var)) = running else {
             return Err(Error::invalid(
                 "batch_norm",
@@ -293,15 +283,16 @@ impl Tape {
         self.batch_norm_train(x, weight, bias, running, options, Some(clamp))
     }
 
-    fn batch_norm_train(
-        &mut self,
+    /// The values of a batch normalisation's operands and its checked geometry.
+    fn bn_operands(
+        &self,
         x: Var,
         weight: Option<Var>,
         bias: Option<Var>,
         running: Option<(&Tensor, &Tensor)>,
+        training: bool,
         options: BatchNormOptions,
-        clamp: Option<Clamp>,
-    ) -> Result<(Var, RunningUpdate)> {
+    ) -> Result<BnOperands> {
         let x_value = self.get(x)?;
         let w = weight.map(|v| self.get(v)).transpose()?;
         let b = bias.map(|v| self.get(v)).transpose()?;
@@ -313,9 +304,22 @@ impl Tape {
                 ("running_mean", running.map(|r| r.0)),
                 ("running_var", running.map(|r| r.1)),
             ],
-            true,
+            training,
             options,
         )?;
+        Ok((x_value, w, b, g))
+    }
+
+    fn batch_norm_train(
+        &mut self,
+        x: Var,
+        weight: Option<Var>,
+        bias: Option<Var>,
+        running: Option<(&Tensor, &Tensor)>,
+        options: BatchNormOptions,
+        clamp: Option<Clamp>,
+    ) -> Result<(Var, RunningUpdate)> {
+        let (x_value, w, b, g) = self.bn_operands(x, weight, bias, running, true, options)?;
         let mut out = vec![0.0; x_value.numel()];
         let mut updated = running.map(|(m, v)| (m.clone(), v.clone()));
         let running_stats = updated.as_mut().map(|(m, v)| RunningStats {
