@@ -16,6 +16,7 @@ mod error;
 pub mod geometry;
 pub mod norm;
 pub mod pool;
+mod shuffle;
 pub mod simd;
 #[cfg(test)]
 mod test_support;

@@ -20,6 +20,7 @@ use super::lanes::{load, planes_per_task, store_partial, LANES};
 use super::padded::PaddedLayout;
 use super::reference::{max_window, tap_input_index};
 use super::EMPTY_WINDOW;
+use crate::shuffle::split_pairs;
 use crate::Pool2dGeometry;
 
 /// Planes up to this many elements track the argmax as an `f32` plane index, which is exact
@@ -131,39 +132,57 @@ fn is_plain_2x2(g: &Pool2dGeometry) -> bool {
         && 2 * g.out_width() <= g.in_width
 }
 
-/// [`is_plain_2x2`] windows read straight from the plane's two rows, one window at a time:
-/// there is no padding to copy the plane into, and on LeNet-5's 28 x 28 and 10 x 10 planes the
-/// copy and the eight-lane bookkeeping of [`max_plane`] cost more than these four loads and
-/// three comparisons per window. The rule and the tap order are the reference's.
+/// [`is_plain_2x2`] windows, eight at a time, read straight from the plane's two rows: there is
+/// no padding, so no padded copy. Sixteen columns of each row split into the eight windows' left
+/// and right columns, and the reference's rule runs over the four taps in its order (top left,
+/// top right, bottom left, bottom right). Lanes past the row's last window compute something
+/// and are not stored; where sixteen columns would run past the plane, the missing ones read as
+/// zero.
 fn max_plane_2x2(g: &Pool2dGeometry, input: &[f32], output: &mut [f32], argmax: &mut [u32]) {
     let (in_w, out_w) = (g.in_width, g.out_width());
+    let lane_columns = f32x8::new(std::array::from_fn(|lane| (2 * lane) as f32));
+    let (right, below) = (f32x8::splat(1.0), f32x8::splat(in_w as f32));
     for (oy, (output_row, argmax_row)) in output
         .chunks_exact_mut(out_w)
         .zip(argmax.chunks_exact_mut(out_w))
         .enumerate()
     {
-        let top_start = 2 * oy * in_w;
-        let top = &input[top_start..][..2 * out_w];
-        let bottom = &input[top_start + in_w..][..2 * out_w];
-        let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
-        for (ox, ((value, index), (top, bottom))) in output_row
-            .iter_mut()
-            .zip(argmax_row.iter_mut())
-            .zip(windows)
-            .enumerate()
-        {
-            let column = top_start + 2 * ox;
-            let (mut best, mut at) = (top[0], column);
-            for (candidate, candidate_at) in [
-                (top[1], column + 1),
-                (bottom[0], column + in_w),
-                (bottom[1], column + in_w + 1),
+        for ox0 in (0..out_w).step_by(LANES) {
+            let at = 2 * (oy * in_w + ox0);
+            let (top_left, top_right) = split_pairs(&sixteen_from(input, at));
+            let (bottom_left, bottom_right) = split_pairs(&sixteen_from(input, at + in_w));
+            let first = f32x8::splat(at as f32) + lane_columns;
+            let mut best = f32x8::new(top_left);
+            let mut best_index = first;
+            for (value, index) in [
+                (top_right, first + right),
+                (bottom_left, first + below),
+                (bottom_right, first + below + right),
             ] {
-                if candidate > best || candidate.is_nan() {
-                    (best, at) = (candidate, candidate_at);
-                }
+                let value = f32x8::new(value);
+                let take = value.simd_gt(best) | value.is_nan();
+                best = take.select(value, best);
+                best_index = take.select(index, best_index);
             }
-            (*value, *index) = (best, at as u32);
+            store_partial(best, &mut output_row[ox0..]);
+            let indices = best_index.round_int().to_array();
+            for (slot, &index) in argmax_row[ox0..].iter_mut().zip(&indices) {
+                *slot = index as u32;
+            }
+        }
+    }
+}
+
+/// `plane[at..at + 16]`, with zeros for the part past the end of `plane`.
+#[inline(always)]
+fn sixteen_from(plane: &[f32], at: usize) -> [f32; 2 * LANES] {
+    match plane.get(at..at + 2 * LANES) {
+        Some(values) => values.try_into().expect("sixteen values"),
+        None => {
+            let mut values = [0.0; 2 * LANES];
+            let rest = &plane[at..];
+            values[..rest.len()].copy_from_slice(rest);
+            values
         }
     }
 }

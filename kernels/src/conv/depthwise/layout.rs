@@ -3,6 +3,7 @@
 //! check per plane, and AVX2 shuffles for stride 2).
 
 use super::LANES;
+use crate::shuffle::split_pairs_raw;
 use crate::Conv2dGeometry;
 
 /// Layout of one input plane copied into scratch with zero padding on all four sides and its
@@ -154,7 +155,7 @@ impl PaddedPlane {
                 let dst = scratch.as_mut_ptr().add((self.pad_top + iy) * row_len);
                 for v in 0..vectors {
                     let at = LANES * v;
-                    split_pairs(src.add(2 * at), dst.add(even_at + at), dst.add(odd_at + at));
+                    split_pairs_raw(src.add(2 * at), dst.add(even_at + at), dst.add(odd_at + at));
                 }
                 for i in vectors * LANES..pairs {
                     *dst.add(even_at + i) = *src.add(2 * i);
@@ -177,38 +178,6 @@ impl PaddedPlane {
             if index < self.phase_len {
                 dst[(padded % self.stride) * self.phase_len + index] = value;
             }
-        }
-    }
-}
-
-/// `even[i] = pairs[2 * i]` and `odd[i] = pairs[2 * i + 1]` for `i < 8`.
-///
-/// # Safety
-/// `pairs[..16]`, `even[..8]` and `odd[..8]` are valid and do not overlap.
-#[inline(always)]
-unsafe fn split_pairs(pairs: *const f32, even: *mut f32, odd: *mut f32) {
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-    // SAFETY: the caller's guarantee; the target has AVX2 (checked at compile time).
-    unsafe {
-        use std::arch::x86_64::*;
-        let a = _mm256_loadu_ps(pairs);
-        let b = _mm256_loadu_ps(pairs.add(LANES));
-        // Within each 128-bit half: [a0 a2 b0 b2] and [a1 a3 b1 b3]; then the 64-bit
-        // quarters reordered 0, 2, 1, 3 put the halves in column order.
-        let evens = _mm256_shuffle_ps::<0b10_00_10_00>(a, b);
-        let odds = _mm256_shuffle_ps::<0b11_01_11_01>(a, b);
-        let order = |v: __m256| {
-            _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)))
-        };
-        _mm256_storeu_ps(even, order(evens));
-        _mm256_storeu_ps(odd, order(odds));
-    }
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
-    // SAFETY: the caller's guarantee.
-    unsafe {
-        for i in 0..LANES {
-            *even.add(i) = *pairs.add(2 * i);
-            *odd.add(i) = *pairs.add(2 * i + 1);
         }
     }
 }
