@@ -14,6 +14,7 @@
 pub mod conv;
 mod error;
 pub mod geometry;
+mod lanes;
 pub mod norm;
 pub mod pool;
 mod shuffle;

@@ -20,7 +20,9 @@ pub mod reference;
 mod test_support;
 
 use crate::error::check_len;
+use crate::lanes::sum;
 use crate::{Conv2dGeometry, ConvKind, KernelError};
+use rayon::prelude::*;
 
 fn check_operands(
     g: &Conv2dGeometry,
@@ -110,4 +112,26 @@ pub fn conv2d_backward_weight(
         ConvKind::Direct => direct::backward_weight(g, input, grad_output, grad_weight, grad_bias),
     }
     Ok(())
+}
+
+/// `grad_bias[c]` = the sum of channel `c` of `grad_output` (`[batch][channels][plane]`) over
+/// images and pixels: each plane summed eight lanes at a time, the planes added in `f64`, in
+/// parallel over channels. A plain running sum of LeNet-5's 784-pixel planes was one long
+/// dependency chain, about 4% of a training step.
+pub(crate) fn bias_gradient(grad_output: &[f32], plane: usize, grad_bias: &mut [f32]) {
+    let channels = grad_bias.len();
+    if plane == 0 || channels == 0 {
+        grad_bias.fill(0.0);
+        return;
+    }
+    let images = grad_output.len() / (channels * plane);
+    grad_bias
+        .par_iter_mut()
+        .enumerate()
+        .for_each(|(channel, gb)| {
+            let total: f64 = (0..images)
+                .map(|image| sum(&grad_output[(image * channels + channel) * plane..][..plane]))
+                .sum();
+            *gb = total as f32;
+        });
 }

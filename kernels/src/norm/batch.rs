@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use wide::f32x8;
 
 use super::{BatchNormGeometry, BatchNormGrads, BatchStats, Clamp, RunningStats};
-use crate::pool::lanes::{load, planes_per_task, store, sum, LANES};
+use crate::lanes::{load, planes_per_task, store, sum, LANES};
 
 /// The `N` planes of channel `c`.
 fn channel_planes<'a>(

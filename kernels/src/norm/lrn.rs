@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use wide::f32x8;
 
 use super::LrnGeometry;
-use crate::pool::lanes::{load_partial, store_partial, LANES};
+use crate::lanes::{load_partial, store_partial, LANES};
 
 /// `base^-beta`, lane by lane, for `base > 0`.
 #[inline]

@@ -10,9 +10,9 @@
 
 use rayon::prelude::*;
 
-use super::lanes::{planes_per_task, sum};
 use super::reference::{adaptive_avg_plane, adaptive_avg_plane_backward};
 use super::{avg, NchwShape};
+use crate::lanes::{planes_per_task, sum};
 use crate::{KernelError, Pool2dGeometry};
 
 /// Geometry of adaptive average pooling from `in_height x in_width` to `out_height x out_width`.

@@ -19,9 +19,9 @@
 use rayon::prelude::*;
 use wide::f32x8;
 
-use super::lanes::{load, load_partial, planes_per_task, store, store_partial, LANES};
 use super::padded::PaddedLayout;
 use super::reference::{avg_window, tap_input_index};
+use crate::lanes::{load, load_partial, planes_per_task, store, store_partial, LANES};
 use crate::Pool2dGeometry;
 
 /// Everything about the windows that is the same for every plane.

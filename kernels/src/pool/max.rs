@@ -16,10 +16,10 @@
 use rayon::prelude::*;
 use wide::f32x8;
 
-use super::lanes::{load, planes_per_task, store_partial, LANES};
 use super::padded::PaddedLayout;
 use super::reference::{max_window, tap_input_index};
 use super::EMPTY_WINDOW;
+use crate::lanes::{load, planes_per_task, store_partial, LANES};
 use crate::shuffle::split_pairs;
 use crate::Pool2dGeometry;
 

@@ -17,7 +17,6 @@
 
 mod adaptive;
 mod avg;
-pub(crate) mod lanes;
 mod max;
 mod padded;
 pub mod reference;

@@ -13,7 +13,7 @@
 //! partial vector of outputs, and is a whole number of vectors, so loads need no bounds tests
 //! beyond the slice's own.
 
-use super::lanes::LANES;
+use crate::lanes::LANES;
 use crate::Pool2dGeometry;
 
 /// Where each padded position of one plane lives in the buffer.

@@ -5,6 +5,7 @@ use super::forward::{input_tap_offsets, window_bases};
 use super::{
     channel_blocks, lane_bases, tile, tile_lanes, ChannelBlock, PaddedPlanes, Taps, LANES,
 };
+use crate::conv::bias_gradient;
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
 use wide::f32x8;
@@ -29,17 +30,7 @@ pub fn backward_weight(
     debug_assert_eq!(grad_weight.len(), g.weight_len());
     let out_plane = g.out_height() * g.out_width();
     if let Some(grad_bias) = grad_bias {
-        grad_bias
-            .par_iter_mut()
-            .enumerate()
-            .for_each(|(channel, gb)| {
-                *gb = (0..g.batch)
-                    .map(|image| {
-                        let start = (image * g.out_channels + channel) * out_plane;
-                        grad_output[start..start + out_plane].iter().sum::<f32>()
-                    })
-                    .sum();
-            });
+        bias_gradient(grad_output, out_plane, grad_bias);
     }
     if input.is_empty() || grad_output.is_empty() {
         grad_weight.fill(0.0);

@@ -22,6 +22,7 @@
 #[cfg(test)]
 mod tests;
 
+use super::bias_gradient;
 use super::gemm::{gemm, Matrix};
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
@@ -303,12 +304,12 @@ pub fn backward_weight(
     input: &[f32],
     grad_output: &[f32],
     grad_weight: &mut [f32],
-    mut grad_bias: Option<&mut [f32]>,
+    grad_bias: Option<&mut [f32]>,
 ) {
     let lowering = Lowering::new(g);
     let plane = lowering.plane;
-    if let Some(b) = grad_bias.as_deref_mut() {
-        b.fill(0.0);
+    if let Some(grad_bias) = grad_bias {
+        bias_gradient(grad_output, g.out_height() * g.out_width(), grad_bias);
     }
     let mut kept = if lowering.all_taps {
         if g.batch == 0 {
@@ -342,11 +343,6 @@ pub fn backward_weight(
             &mut kept[..]
         };
         gemm(grad, columns_t, beta, target);
-        if let Some(b) = grad_bias.as_deref_mut() {
-            for (sum, row) in b.iter_mut().zip(gathered.chunks_exact(width)) {
-                *sum += row.iter().sum::<f32>();
-            }
-        }
     }
     if !lowering.all_taps && lowering.rows > 0 {
         let kernel = g.kernel_height * g.kernel_width;

@@ -1,4 +1,4 @@
-//! Eight-lane `f32x8` loads and stores on slices, shared by the pooling and normalisation kernels.
+//! Eight-lane `f32x8` loads and stores on slices, and sums, shared by the kernels.
 //!
 //! All of them are safe: a full load or store panics if fewer than eight elements remain, the
 //! partial ones touch only what is there (zero-filling the missing lanes on load).
