@@ -114,6 +114,9 @@ pub fn backward_data(
                             bases: &phase.bases,
                             stores: &phase.stores,
                             taps,
+                            row_taps: &phase.row_taps,
+                            taps_per_row_tap: phase.taps_per_row_tap,
+                            cols: phase.size.1,
                             plane: in_plane,
                         };
                         dispatch_tile!(block.vectors(), job.run(weights, block_out))

@@ -59,9 +59,18 @@ pub(super) fn phase_padding(phases: &[AxisPhase], out_size: usize) -> (usize, us
 
 /// One 2-D phase of the input gradient, ready to run for any image and in-channel block.
 pub(super) struct Phase {
-    /// Offsets of the taps `(out_channel in group, ky, kx)` in a padded output-gradient image,
-    /// one table per group.
+    /// Offsets of the taps in a padded output-gradient image, one table per group. The
+    /// pixel-vectorised job takes them in the order `(out_channel in group, ky, kx)`; the
+    /// channel-vectorised one in the order `(ky, out_channel in group, kx)`, so that the taps of
+    /// a run of kernel rows are one contiguous slice (see `row_taps`).
     pub(super) taps_by_group: Vec<Vec<u32>>,
+    /// Per row of the phase, the kernel rows (indices into the phase's row taps, `[first, end)`)
+    /// that read real output-gradient rows; the others read only the zero padding. Where the
+    /// maps are small beside the kernel this is much of the work: LeNet-5's 5 x 5 kernel over a
+    /// 10 x 10 gradient reads padding in 2 of every 7 row taps.
+    pub(super) row_taps: Vec<(usize, usize)>,
+    /// Taps per kernel row of the phase, in the channel-vectorised order.
+    pub(super) taps_per_row_tap: usize,
     /// Per in-channel block: the transposed, flipped weights, `[tap][channels]`.
     pub(super) weights_by_block: Vec<PackedWeights>,
     /// First input row and column of the phase, and its rows and columns.
@@ -97,21 +106,43 @@ impl Phase {
         let out_per_group = g.out_channels_per_group();
         let kernel_area = g.kernel_height * g.kernel_width;
         let few_channels = in_per_group <= FEW_CHANNELS;
+        // The taps in the order their job wants: `(out_local, row tap, col tap)` for the
+        // pixel-vectorised job, `(row tap, out_local, col tap)` for the channel-vectorised one.
+        let tap_order: Vec<(usize, usize)> = if few_channels {
+            (0..out_per_group)
+                .flat_map(|out_local| (0..row_phase.taps.len()).map(move |r| (out_local, r)))
+                .collect()
+        } else {
+            (0..row_phase.taps.len())
+                .flat_map(|r| (0..out_per_group).map(move |out_local| (out_local, r)))
+                .collect()
+        };
         let taps_by_group = (0..g.groups)
             .map(|group| {
                 let mut offsets = Vec::new();
-                for out_local in 0..out_per_group {
+                for &(out_local, r) in &tap_order {
                     let plane = group * out_per_group + out_local;
-                    for &(_, shift_y) in &row_phase.taps {
-                        for &(_, shift_x) in &col_phase.taps {
-                            let y = (layout.top as isize + shift_y) as usize;
-                            let x = (layout.left as isize + shift_x) as usize;
-                            let offset = (plane * layout.height + y) * layout.width + x;
-                            offsets.push(u32::try_from(offset).expect("gradient exceeds u32"));
-                        }
+                    let shift_y = row_phase.taps[r].1;
+                    for &(_, shift_x) in &col_phase.taps {
+                        let y = (layout.top as isize + shift_y) as usize;
+                        let x = (layout.left as isize + shift_x) as usize;
+                        let offset = (plane * layout.height + y) * layout.width + x;
+                        offsets.push(u32::try_from(offset).expect("gradient exceeds u32"));
                     }
                 }
                 offsets
+            })
+            .collect();
+        let out_height = g.out_height() as isize;
+        let row_taps = (0..row_phase.count)
+            .map(|jy| {
+                let real =
+                    |&(_, shift): &(usize, isize)| (0..out_height).contains(&(shift + jy as isize));
+                let taps = &row_phase.taps;
+                match (taps.iter().position(real), taps.iter().rposition(real)) {
+                    (Some(first), Some(last)) => (first, last + 1),
+                    _ => (0, 0),
+                }
             })
             .collect();
         let weights_by_block = blocks
@@ -124,19 +155,18 @@ impl Phase {
                     block.vectors() * LANES
                 };
                 let mut values = Vec::new();
-                for out_local in 0..out_per_group {
+                for &(out_local, r) in &tap_order {
                     let out_channel = block.group * out_per_group + out_local;
-                    for &(ky, _) in &row_phase.taps {
-                        for &(kx, _) in &col_phase.taps {
-                            let tap = ky * g.kernel_width + kx;
-                            values.extend((0..lanes).map(|channel| {
-                                if channel >= block.len {
-                                    return 0.0;
-                                }
-                                let in_local = in_first + channel;
-                                weight[(out_channel * in_per_group + in_local) * kernel_area + tap]
-                            }));
-                        }
+                    let ky = row_phase.taps[r].0;
+                    for &(kx, _) in &col_phase.taps {
+                        let tap = ky * g.kernel_width + kx;
+                        values.extend((0..lanes).map(|channel| {
+                            if channel >= block.len {
+                                return 0.0;
+                            }
+                            let in_local = in_first + channel;
+                            weight[(out_channel * in_per_group + in_local) * kernel_area + tap]
+                        }));
                     }
                 }
                 if few_channels {
@@ -157,6 +187,8 @@ impl Phase {
         }
         Phase {
             taps_by_group,
+            row_taps,
+            taps_per_row_tap: out_per_group * col_phase.taps.len(),
             weights_by_block,
             origin: (ry, rx),
             size: (row_phase.count, col_phase.count),

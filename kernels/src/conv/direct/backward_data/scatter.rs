@@ -8,7 +8,13 @@ pub(super) struct ScatterJob<'a> {
     pub(super) source: &'a [f32],
     pub(super) bases: &'a [usize],
     pub(super) stores: &'a [usize],
+    /// In the order `(row tap, out channel, col tap)`.
     pub(super) taps: Taps<'a>,
+    /// Per row of the phase, the row taps that read real rows (see `Phase::row_taps`).
+    pub(super) row_taps: &'a [(usize, usize)],
+    pub(super) taps_per_row_tap: usize,
+    /// Columns of the phase.
+    pub(super) cols: usize,
     pub(super) plane: usize,
 }
 
@@ -19,9 +25,23 @@ impl ScatterJob<'_> {
         out: &mut [f32],
     ) {
         let channels = out.len() / self.plane;
-        for first in (0..self.bases.len()).step_by(P) {
+        let pixels = self.bases.len();
+        for first in (0..pixels).step_by(P) {
             let lanes = lane_bases::<P>(self.bases, first);
-            let acc = tile::<V, P>(self.source, &lanes, self.taps, weights);
+            // The row taps any pixel of the tile needs; the rest read only zeros.
+            let rows = first / self.cols..=(pixels.min(first + P) - 1) / self.cols;
+            let (from, to) = self.row_taps[rows]
+                .iter()
+                .fold((usize::MAX, 0), |(from, to), &(first, end)| {
+                    (from.min(first), to.max(end))
+                });
+            let taps = from.min(to) * self.taps_per_row_tap..to * self.taps_per_row_tap;
+            let acc = tile::<V, P>(
+                self.source,
+                &lanes,
+                self.taps.slice(taps.clone()),
+                &weights[taps],
+            );
             let acc = acc.map(|row| row.map(|vector| vector.to_array()));
             let stores = &self.stores[first..self.bases.len().min(first + P)];
             for channel in 0..channels {
