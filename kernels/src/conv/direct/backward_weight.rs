@@ -3,7 +3,8 @@
 
 use super::forward::{input_tap_offsets, window_bases};
 use super::{
-    channel_blocks, lane_bases, tile, tile_lanes, ChannelBlock, PaddedPlanes, Taps, LANES,
+    channel_blocks, lane_bases, tile, tile_lanes, weight_pixels, ChannelBlock, PaddedPlanes, Taps,
+    LANES,
 };
 use crate::conv::bias_gradient;
 use crate::Conv2dGeometry;
@@ -35,6 +36,9 @@ pub fn backward_weight(
     if input.is_empty() || grad_output.is_empty() {
         grad_weight.fill(0.0);
         return;
+    }
+    if weight_pixels::applies(g) {
+        return weight_pixels::backward_weight(g, input, grad_output, grad_weight);
     }
 
     let (pad_h, pad_w) = g.padding;

@@ -24,7 +24,10 @@
 //! * **backward-weight** ([`backward_weight`]): lanes are 6 kernel taps, offsets run over the
 //!   output pixels, and the "weights" are the output gradient transposed to
 //!   `[image][pixel][32 output channels]`. Work is split over (channel block, tap range) and each
-//!   task sums over the whole batch, so no partial gradients need reducing.
+//!   task sums over the whole batch, so no partial gradients need reducing. Groups of at most 4
+//!   input channels at column stride 1 (the first layer of LeNet-5 or VGG: 25 or 27 taps) use
+//!   `weight_pixels` instead: 8 consecutive output pixels per vector, summed in the vectors,
+//!   reduced once per task; twice as fast on those layers.
 //!
 //! Padding is materialised in a padded copy of the input or output gradient, so the inner loop
 //! has no border tests; the copy is small next to the arithmetic, and its buffer is reused by the
@@ -43,6 +46,7 @@ mod backward_weight;
 mod forward;
 #[cfg(test)]
 mod tests;
+mod weight_pixels;
 
 pub use backward_data::backward_data;
 pub use backward_weight::backward_weight;
