@@ -40,8 +40,14 @@ pub(crate) fn store_partial(vector: f32x8, out: &mut [f32]) {
 
 /// Sum of all elements, eight lanes at a time with four independent accumulators; the final
 /// reduction is done in `f64` so that callers accumulating many of these lose nothing further.
+/// Values past the last whole vector are added one by one in `f64`, and slices shorter than a
+/// vector skip the vectors altogether: the planes at the end of a network hold 1 to 49 values,
+/// and there a partial vector load and an eight-lane reduction cost more than the sum itself.
 #[inline]
 pub(crate) fn sum(values: &[f32]) -> f64 {
+    if values.len() < LANES {
+        return values.iter().map(|&x| f64::from(x)).sum();
+    }
     let mut accumulators = [f32x8::ZERO; 4];
     let mut blocks = values.chunks_exact(4 * LANES);
     for block in &mut blocks {
@@ -49,13 +55,14 @@ pub(crate) fn sum(values: &[f32]) -> f64 {
             *acc += load(&block[lane_block * LANES..]);
         }
     }
-    let rest = blocks.remainder();
+    let mut vectors = blocks.remainder().chunks_exact(LANES);
     let mut tail = f32x8::ZERO;
-    for chunk in rest.chunks(LANES) {
-        tail += load_partial(chunk);
+    for chunk in &mut vectors {
+        tail += load(chunk);
     }
     let total = (accumulators[0] + accumulators[1]) + (accumulators[2] + accumulators[3]) + tail;
-    total.as_array().iter().map(|&x| f64::from(x)).sum()
+    let scalars: f64 = vectors.remainder().iter().map(|&x| f64::from(x)).sum();
+    total.as_array().iter().map(|&x| f64::from(x)).sum::<f64>() + scalars
 }
 
 /// How many planes of `plane_len` elements one rayon task should take so that a task is worth
