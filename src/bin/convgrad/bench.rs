@@ -64,7 +64,7 @@ pub fn run(args: &BenchArgs) -> convgrad::Result<()> {
     bar.finish_and_clear();
     let report = report?;
     println!(
-        "{}: input {}x{}x{}, batch {}, {} threads, {} parameters, {:.3} GMACs per image",
+        "{}: input {}x{}x{}, batch {}, {} threads, {} parameters, {:.2} million multiply-adds per image",
         args.model,
         channels,
         size,
@@ -72,7 +72,7 @@ pub fn run(args: &BenchArgs) -> convgrad::Result<()> {
         args.batch_size,
         rayon::current_num_threads(),
         report.parameters,
-        report.multiply_adds as f64 * 1e-9
+        report.multiply_adds as f64 * 1e-6
     );
     println!(
         "training:  {:>9.1} img/s  ({:.1} ms per step, median of {})  peak memory {}",
