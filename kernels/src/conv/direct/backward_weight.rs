@@ -3,7 +3,7 @@
 
 use super::forward::{input_tap_offsets, window_bases};
 use super::{
-    channel_blocks, lane_bases, tile, tile_lanes, weight_pixels, ChannelBlock, PaddedPlanes, Taps,
+    channel_blocks, lane_bases, tile, tile_lanes, weight_pixels, ChannelBlock, PaddedInput, Taps,
     LANES,
 };
 use crate::conv::bias_gradient;
@@ -41,22 +41,13 @@ pub fn backward_weight(
         return weight_pixels::backward_weight(g, input, grad_output, grad_weight);
     }
 
-    let (pad_h, pad_w) = g.padding;
-    let padded_height = g.in_height + 2 * pad_h;
-    let padded_width = g.in_width + 2 * pad_w;
-    let padded_image = g.in_channels * padded_height * padded_width;
-    let padded = PaddedPlanes::new(
-        input,
-        (g.in_height, g.in_width),
-        (pad_h, pad_h, pad_w, pad_w),
-        0,
-    );
+    let padded = PaddedInput::new(g, input, 0);
     let taps_per_group = g.in_channels_per_group() * g.kernel_height * g.kernel_width;
-    let tap_bases: Vec<usize> = input_tap_offsets(g, padded_height, padded_width)
+    let tap_bases: Vec<usize> = input_tap_offsets(g, padded.height, padded.width)
         .into_iter()
         .map(|offset| offset as usize)
         .collect();
-    let pixel_offsets: Vec<u32> = window_bases(g, padded_width)
+    let pixel_offsets: Vec<u32> = window_bases(g, padded.width)
         .into_iter()
         .map(|base| u32::try_from(base).expect("padded image exceeds u32"))
         .collect();
@@ -69,8 +60,8 @@ pub fn backward_weight(
         .map(|task| {
             let block = &blocks[task.block];
             let job = GradJob {
-                padded: &padded,
-                padded_image,
+                padded: &padded.planes,
+                padded_image: padded.image,
                 tap_bases: &tap_bases[block.group * taps_per_group..][..task.taps.end],
                 pixel_taps,
                 grad_output,

@@ -2,7 +2,7 @@
 
 use super::{
     block_ranges, channel_blocks, dispatch_tile, lane_bases, split_by_image_and_blocks, tile,
-    ChannelBlock, PaddedPlanes, Taps, LANES,
+    ChannelBlock, PaddedInput, Taps, LANES,
 };
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
@@ -34,21 +34,12 @@ pub fn forward(
         }
         return;
     }
-    let (pad_h, pad_w) = g.padding;
-    let padded_height = g.in_height + 2 * pad_h;
-    let padded_width = g.in_width + 2 * pad_w;
-    let padded_image = g.in_channels * padded_height * padded_width;
-    let padded = PaddedPlanes::new(
-        input,
-        (g.in_height, g.in_width),
-        (pad_h, pad_h, pad_w, pad_w),
-        0,
-    );
+    let padded = PaddedInput::new(g, input, 0);
 
     let in_per_group = g.in_channels_per_group();
     let taps_per_group = in_per_group * g.kernel_height * g.kernel_width;
-    let tap_offsets = input_tap_offsets(g, padded_height, padded_width);
-    let pixel_bases = window_bases(g, padded_width);
+    let tap_offsets = input_tap_offsets(g, padded.height, padded.width);
+    let pixel_bases = window_bases(g, padded.width);
 
     let blocks = channel_blocks(g.groups, g.out_channels_per_group());
     let packed: Vec<Vec<f32x8>> = blocks
@@ -64,7 +55,7 @@ pub fn forward(
     let ranges = block_ranges(g.batch, blocks.len());
     let pieces = split_by_image_and_blocks(output, g.batch, &blocks, &ranges, out_plane);
     pieces.into_par_iter().for_each(|(image, range, out)| {
-        let source = &padded[image * padded_image..(image + 1) * padded_image];
+        let source = &padded.planes[image * padded.image..(image + 1) * padded.image];
         let first_channel = blocks[range.start].start;
         for chunk_start in (0..out_plane).step_by(PIXEL_CHUNK) {
             let chunk_end = out_plane.min(chunk_start + PIXEL_CHUNK);

@@ -52,6 +52,7 @@ pub use backward_data::backward_data;
 pub use backward_weight::backward_weight;
 pub use forward::forward;
 
+use crate::Conv2dGeometry;
 use rayon::prelude::*;
 use wide::f32x8;
 
@@ -249,6 +250,36 @@ fn pixel_tile<const C: usize, const U: usize>(
 fn lane_bases<const P: usize>(bases: &[usize], first: usize) -> [usize; P] {
     let last = bases.len() - 1;
     std::array::from_fn(|p| bases[(first + p).min(last)])
+}
+
+/// The input with every plane's padding (`g.padding` on each side) written out and `slack`
+/// zeros after the last plane: what forward and backward-weight read their windows from.
+struct PaddedInput {
+    planes: PaddedPlanes,
+    /// Padded plane height and width.
+    height: usize,
+    width: usize,
+    /// Values per padded image (all its channels).
+    image: usize,
+}
+
+impl PaddedInput {
+    fn new(g: &Conv2dGeometry, input: &[f32], slack: usize) -> Self {
+        let (pad_h, pad_w) = g.padding;
+        let (height, width) = (g.in_height + 2 * pad_h, g.in_width + 2 * pad_w);
+        let planes = PaddedPlanes::new(
+            input,
+            (g.in_height, g.in_width),
+            (pad_h, pad_h, pad_w, pad_w),
+            slack,
+        );
+        PaddedInput {
+            planes,
+            height,
+            width,
+            image: g.in_channels * height * width,
+        }
+    }
 }
 
 /// A zero-padded copy of a stack of planes, in a buffer that is reused by the next call on the

@@ -9,7 +9,7 @@
 //! times the output gradient of each channel, accumulated over the rows and images of a task.
 
 use super::forward::input_tap_offsets;
-use super::{PaddedPlanes, LANES};
+use super::{PaddedInput, LANES};
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
 use wide::f32x8;
@@ -37,18 +37,9 @@ pub(super) fn backward_weight(
     debug_assert!(applies(g));
     let (out_height, out_width) = (g.out_height(), g.out_width());
     let out_plane = out_height * out_width;
-    let (pad_h, pad_w) = g.padding;
-    let padded_height = g.in_height + 2 * pad_h;
-    let padded_width = g.in_width + 2 * pad_w;
-    let padded_image = g.in_channels * padded_height * padded_width;
-    let padded = PaddedPlanes::new(
-        input,
-        (g.in_height, g.in_width),
-        (pad_h, pad_h, pad_w, pad_w),
-        SLACK,
-    );
+    let padded = PaddedInput::new(g, input, SLACK);
     let taps_per_group = g.in_channels_per_group() * g.kernel_height * g.kernel_width;
-    let tap_offsets = input_tap_offsets(g, padded_height, padded_width);
+    let tap_offsets = input_tap_offsets(g, padded.height, padded.width);
 
     // (first output channel, channels) of each block, within a group; then the tasks: every
     // block over a range of images, about four tasks per thread.
@@ -87,13 +78,14 @@ pub(super) fn backward_weight(
             let group = first_channel / per_group;
             let job = SumJob {
                 taps: &tap_offsets[group * taps_per_group..][..taps_per_group],
-                row_step: g.stride.0 * padded_width,
+                row_step: g.stride.0 * padded.width,
                 out_width,
                 out_plane,
             };
             let mut sums = vec![f32x8::ZERO; channels * taps_per_group];
             for image in images.clone() {
-                let source = &padded[image * padded_image..(image + 1) * padded_image + SLACK];
+                let source =
+                    &padded.planes[image * padded.image..(image + 1) * padded.image + SLACK];
                 let grad = &grad_output[(image * g.out_channels + first_channel) * out_plane..];
                 match channels {
                     1 => job.run::<1, 12>(source, grad, &mut sums),
