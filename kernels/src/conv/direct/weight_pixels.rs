@@ -149,10 +149,12 @@ impl SumJob<'_> {
         // These two read eight values without a bounds check; the loops below call them only
         // with the positions the asserts above cover.
         let load_src = |at: usize| {
+            debug_assert!(at + LANES <= source.len());
             // SAFETY: `source[at..at + 8]`, inside `source` by the first assert.
             unsafe { f32x8::from(src.add(at).cast::<[f32; LANES]>().read_unaligned()) }
         };
         let load_dy = |at: usize| {
+            debug_assert!(at + LANES <= grad.len());
             // SAFETY: `grad[at..at + 8]` with `ox0 + 8 <= out_width`, inside `grad` by the
             // second assert (or checked by `get` for the tail).
             unsafe { f32x8::from(dy_at.add(at).cast::<[f32; LANES]>().read_unaligned()) }

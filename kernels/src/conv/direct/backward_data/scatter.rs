@@ -32,8 +32,8 @@ impl ScatterJob<'_> {
             let rows = first / self.cols..=(pixels.min(first + P) - 1) / self.cols;
             let (from, to) = self.row_taps[rows]
                 .iter()
-                .fold((usize::MAX, 0), |(from, to), &(first, end)| {
-                    (from.min(first), to.max(end))
+                .fold((usize::MAX, 0), |(from, to), &(row_first, row_end)| {
+                    (from.min(row_first), to.max(row_end))
                 });
             let taps = from.min(to) * self.taps_per_row_tap..to * self.taps_per_row_tap;
             let acc = tile::<V, P>(
