@@ -19,8 +19,6 @@ pub mod gradcheck;
 mod loss;
 mod matmul;
 mod norm;
-#[cfg(test)]
-mod norm_clamped_tests;
 mod pool;
 mod reduce;
 mod shape;

@@ -1,8 +1,9 @@
 //! The fused `batch_norm_clamped` tape op: finite differences away from the clamp's kinks, and
 //! equality, bit for bit, with `batch_norm` followed by `relu` or `relu6`.
 
-use super::gradcheck::check_gradients;
-use super::{BatchNormOptions, Clamp, Tape};
+use super::{BatchNormOptions, Clamp};
+use crate::autograd::gradcheck::check_gradients;
+use crate::autograd::Tape;
 use crate::{Rng, Tensor};
 use proptest::prelude::*;
 
