@@ -18,6 +18,7 @@ pub mod pointwise;
 pub mod reference;
 #[cfg(test)]
 mod test_support;
+mod tile;
 
 use crate::error::check_len;
 use crate::lanes::sum;

@@ -1,8 +1,8 @@
 //! Forward pass: output pixels as lanes, `(in_channel, ky, kx)` taps over a zero-padded image.
 
 use super::{
-    block_ranges, channel_blocks, dispatch_tile, lane_bases, split_by_image_and_blocks, tile,
-    ChannelBlock, PaddedInput, Taps, LANES,
+    block_ranges, channel_blocks, dispatch_tile, lane_bases, pack_block_weights,
+    split_by_image_and_blocks, tile, PaddedInput, Taps, LANES,
 };
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
@@ -107,29 +107,6 @@ pub(super) fn window_bases(g: &Conv2dGeometry, padded_width: usize) -> Vec<usize
             (0..out_width).map(move |ox| oy * g.stride.0 * padded_width + ox * g.stride.1)
         })
         .collect()
-}
-
-/// Packs one block's weights as `[tap][vectors * 8 channels]`, zero past the block's channels.
-pub(super) fn pack_block_weights(
-    weight: &[f32],
-    block: &ChannelBlock,
-    taps_per_group: usize,
-) -> Vec<f32x8> {
-    let vectors = block.vectors();
-    let mut packed = vec![f32x8::ZERO; taps_per_group * vectors];
-    for (tap, tap_vectors) in packed.chunks_exact_mut(vectors).enumerate() {
-        for (v, vector) in tap_vectors.iter_mut().enumerate() {
-            let mut lanes = [0.0f32; LANES];
-            for (lane, value) in lanes.iter_mut().enumerate() {
-                let channel = v * LANES + lane;
-                if channel < block.len {
-                    *value = weight[(block.start + channel) * taps_per_group + tap];
-                }
-            }
-            *vector = f32x8::from(lanes);
-        }
-    }
-    packed
 }
 
 /// One channel block over the pixels `first_pixel..pixels.len()` of one image.

@@ -3,10 +3,10 @@
 //!
 //! # One micro-kernel for all three passes
 //!
-//! Every pass is written as the same small outer-product loop, `tile`: `P` lanes (pixels, or
-//! kernel taps) each read one `f32` at `source[lane_base[p] + offset[t]]`, broadcast it, and
-//! multiply-add it into `V` vectors of 8 channels packed at `weights[t]`, for `t` over a table of
-//! offsets. The `P x V` accumulators stay in registers: 6 x 2 = 12 for a 16-channel block with
+//! Every pass is written as the same small outer-product loop, `tile` (in `conv/tile.rs`, which
+//! the pointwise kernel shares): `P` lanes (pixels, or kernel taps) each read one `f32` at
+//! `source[lane_base[p] + offset[t]]`, broadcast it, and multiply-add it into `V` vectors of 8
+//! channels packed at `weights[t]`, for `t` over a table of offsets. The `P x V` accumulators stay in registers: 6 x 2 = 12 for a 16-channel block with
 //! AVX2's 16 registers, 6 x 4 = 24 for a 32-channel block when AVX-512VL gives 256-bit code 32
 //! registers. Each offset costs `V` vector loads and `P` broadcasts for `P * V` FMAs.
 //!
@@ -19,8 +19,8 @@
 //!   `stride_h x stride_w` phases (`iy mod stride_h`, `ix mod stride_w`): within a phase only some
 //!   taps contribute and the gather is a stride-1 convolution, so every input-gradient element is
 //!   written exactly once and no zeros are inserted. Groups of at most 4 input channels (an RGB
-//!   stem) would leave vectors mostly empty, so they use `pixel_tile` instead: 8 consecutive
-//!   pixels per vector, one broadcast weight per channel.
+//!   stem) would leave vectors mostly empty, so they use `pixel_tile` (also in `conv/tile.rs`)
+//!   instead: 8 consecutive pixels per vector, one broadcast weight per channel.
 //! * **backward-weight** ([`backward_weight`]): lanes are 6 kernel taps, offsets run over the
 //!   output pixels, and the "weights" are the output gradient transposed to
 //!   `[image][pixel][32 output channels]`. Work is split over (channel block, tap range) and each
@@ -52,205 +52,14 @@ pub use backward_data::backward_data;
 pub use backward_weight::backward_weight;
 pub use forward::forward;
 
+// The register tiles and channel blocks, shared with the pointwise kernel; the passes below
+// import them from here.
+use crate::conv::tile::{
+    channel_blocks, dispatch_tile, lane_bases, pack_block_weights, pixel_tile, tile, tile_lanes,
+    ChannelBlock, Taps, LANES,
+};
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
-use wide::f32x8;
-
-/// Channels in one SIMD vector.
-const LANES: usize = 8;
-/// Vectors of 8 channels per register block. With AVX-512VL the 256-bit instructions can use 32
-/// registers, room for 4 x 6 = 24 accumulators; with AVX2 alone there are 16, room for 2 x 6.
-const MAX_VECTORS: usize = if cfg!(target_feature = "avx512vl") {
-    4
-} else {
-    2
-};
-
-/// Lanes (pixels or taps) per tile for a block of `vectors` vectors: as many as keep the
-/// accumulators, the weights and one broadcast within the register file. One vector would fit
-/// 8 lanes, but each lane also holds a base address in a general register, and with 8 of them
-/// the compiler spilled: 6 lanes made LeNet-5's second convolution's backward-data (6 input
-/// channels) about 15% faster and its training step 6 to 9%.
-fn tile_lanes(vectors: usize) -> usize {
-    match vectors {
-        3 => 8,
-        _ => 6,
-    }
-}
-
-/// Calls `job.method::<V, P>(weights as [[f32x8; V]], args...)` with the tile shape of a block
-/// of `vectors` vectors (see [`tile_lanes`]).
-macro_rules! dispatch_tile {
-    ($vectors:expr, $job:ident . $method:ident ($weights:expr $(, $arg:expr)*)) => {{
-        use $crate::conv::direct::as_arrays;
-        match $vectors {
-            1 => $job.$method::<1, 6>(as_arrays(&$weights) $(, $arg)*),
-            2 => $job.$method::<2, 6>(as_arrays(&$weights) $(, $arg)*),
-            3 => $job.$method::<3, 8>(as_arrays(&$weights) $(, $arg)*),
-            _ => $job.$method::<4, 6>(as_arrays(&$weights) $(, $arg)*),
-        }
-    }};
-}
-use dispatch_tile;
-
-/// Views a slice as arrays of `N` (what `<[T]>::as_chunks` does, which is newer than our MSRV).
-/// Panics unless the length is a multiple of `N`.
-fn as_arrays<const N: usize, T>(slice: &[T]) -> &[[T; N]] {
-    assert!(N > 0 && slice.len() % N == 0);
-    // SAFETY: `[T; N]` has the size and alignment of `N` consecutive `T`s with no padding, the
-    // slice holds exactly `len / N` such runs, and the result borrows `slice` for its lifetime.
-    unsafe { std::slice::from_raw_parts(slice.as_ptr().cast::<[T; N]>(), slice.len() / N) }
-}
-
-/// A run of at most `8 * MAX_VECTORS` channels inside one group, served by one register block.
-#[derive(Clone, Copy, Debug)]
-struct ChannelBlock {
-    group: usize,
-    /// First channel (global index).
-    start: usize,
-    /// Channels in the block, `1..=8 * MAX_VECTORS`.
-    len: usize,
-}
-
-impl ChannelBlock {
-    /// Vectors of 8 channels that hold the block.
-    fn vectors(&self) -> usize {
-        self.len.div_ceil(LANES)
-    }
-}
-
-/// Splits each group's `per_group` channels into blocks of `8 * MAX_VECTORS` (the last one may
-/// be narrower).
-fn channel_blocks(groups: usize, per_group: usize) -> Vec<ChannelBlock> {
-    let mut blocks = Vec::new();
-    for group in 0..groups {
-        let mut local = 0;
-        while local < per_group {
-            let len = (per_group - local).min(MAX_VECTORS * LANES);
-            blocks.push(ChannelBlock {
-                group,
-                start: group * per_group + local,
-                len,
-            });
-            local += len;
-        }
-    }
-    blocks
-}
-
-/// A table of offsets into a source slice, with the largest entry remembered so that [`tile`]
-/// can check every access with one comparison per lane. The `unsafe` reads rely on `bound`, so
-/// build a `Taps` only through [`Taps::new`] (which computes it) and [`Taps::slice`] (which keeps
-/// it); the fields are private to this module and its children.
-#[derive(Clone, Copy)]
-struct Taps<'a> {
-    offsets: &'a [u32],
-    /// At least every entry of `offsets`.
-    bound: usize,
-}
-
-impl<'a> Taps<'a> {
-    fn new(offsets: &'a [u32]) -> Self {
-        let bound = offsets.iter().copied().max().unwrap_or(0) as usize;
-        Taps { offsets, bound }
-    }
-
-    /// A sub-range; the bound of the whole table still bounds it.
-    fn slice(self, range: std::ops::Range<usize>) -> Self {
-        Taps {
-            offsets: &self.offsets[range],
-            bound: self.bound,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.offsets.len()
-    }
-}
-
-/// The micro-kernel: `acc[p][v] = sum over t of source[lanes[p] + taps[t]] * weights[t][v]`.
-///
-/// `weights` holds `V` vectors per tap. Panics if an access would fall outside `source`.
-#[inline(always)]
-fn tile<const V: usize, const P: usize>(
-    source: &[f32],
-    lanes: &[usize; P],
-    taps: Taps<'_>,
-    weights: &[[f32x8; V]],
-) -> [[f32x8; V]; P] {
-    let mut acc = [[f32x8::ZERO; V]; P];
-    if taps.len() == 0 {
-        return acc;
-    }
-    assert_eq!(weights.len(), taps.len());
-    let last_lane = lanes.iter().copied().max().unwrap_or(0);
-    assert!(last_lane
-        .checked_add(taps.bound)
-        .is_some_and(|end| end < source.len()));
-    // One pointer per lane, so each broadcast is a single addressed load.
-    let starts: [*const f32; P] = lanes.map(|lane| source.as_ptr().wrapping_add(lane));
-    for (&offset, w) in taps.offsets.iter().zip(weights) {
-        let offset = offset as usize;
-        for p in 0..P {
-            // SAFETY: `starts[p]` is `source` advanced by `lanes[p] <= last_lane`, and
-            // `offset <= taps.bound` (the invariant of `Taps`); `last_lane + taps.bound <
-            // source.len()` was asserted above, so the read is inside `source`.
-            let x = f32x8::splat(unsafe { *starts[p].add(offset) });
-            for v in 0..V {
-                acc[p][v] = x.mul_add(w[v], acc[p][v]);
-            }
-        }
-    }
-    acc
-}
-
-/// The pixel-vectorised micro-kernel, for passes with very few channels (backward-data of a
-/// 3-channel stem): `acc[c][u]` holds 8 consecutive pixels,
-/// `acc[c][u][i] = sum over t of source[start + 8u + i + taps[t]] * weights[t][c]`.
-///
-/// Panics if a read would fall outside `source`.
-#[inline(always)]
-#[allow(clippy::needless_range_loop)] // indices read best in a register tile
-fn pixel_tile<const C: usize, const U: usize>(
-    source: &[f32],
-    start: usize,
-    taps: Taps<'_>,
-    weights: &[[f32; C]],
-) -> [[f32x8; U]; C] {
-    let mut acc = [[f32x8::ZERO; U]; C];
-    if taps.len() == 0 {
-        return acc;
-    }
-    assert_eq!(weights.len(), taps.len());
-    let end = start
-        .checked_add(taps.bound)
-        .and_then(|at| at.checked_add(U * LANES));
-    assert!(end.is_some_and(|end| end <= source.len()));
-    let first = source.as_ptr().wrapping_add(start);
-    for (&offset, w) in taps.offsets.iter().zip(weights) {
-        let at = first.wrapping_add(offset as usize);
-        let weights: [f32x8; C] = std::array::from_fn(|c| f32x8::splat(w[c]));
-        for u in 0..U {
-            // SAFETY: the read covers `start + offset + 8u .. + 8`, and `offset <= taps.bound`
-            // (the invariant of `Taps`), so it ends at most at `start + taps.bound + 8 * U`,
-            // which was asserted to be within `source`.
-            let x =
-                f32x8::from(unsafe { at.add(u * LANES).cast::<[f32; LANES]>().read_unaligned() });
-            for c in 0..C {
-                acc[c][u] = x.mul_add(weights[c], acc[c][u]);
-            }
-        }
-    }
-    acc
-}
-
-/// Lane bases for a tile starting at `first` in `bases`; lanes past the end repeat the last
-/// valid one (their results are computed but never stored).
-#[inline]
-fn lane_bases<const P: usize>(bases: &[usize], first: usize) -> [usize; P] {
-    let last = bases.len() - 1;
-    std::array::from_fn(|p| bases[(first + p).min(last)])
-}
 
 /// The input with every plane's padding (`g.padding` on each side) written out and `slack`
 /// zeros after the last plane: what forward and backward-weight read their windows from.

@@ -12,9 +12,10 @@ mod pixel;
 mod scatter;
 
 use super::{
-    as_arrays, block_ranges, channel_blocks, dispatch_tile, split_by_image_and_blocks,
-    PaddedPlanes, Taps, LANES,
+    block_ranges, channel_blocks, dispatch_tile, split_by_image_and_blocks, PaddedPlanes, Taps,
+    LANES,
 };
+use crate::conv::tile::as_arrays;
 use crate::Conv2dGeometry;
 use phases::{axis_phases, phase_padding, PackedWeights, PaddedLayout, Phase};
 use pixel::PixelJob;

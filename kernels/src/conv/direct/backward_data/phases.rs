@@ -1,7 +1,7 @@
 //! The stride phases of the input gradient and what each needs to run.
 
 use super::FEW_CHANNELS;
-use crate::conv::direct::{as_arrays, ChannelBlock, LANES};
+use crate::conv::tile::{as_arrays, ChannelBlock, LANES};
 use crate::Conv2dGeometry;
 use wide::f32x8;
 
