@@ -10,9 +10,9 @@
 //! | backward-data | `dX = W^T dY` |
 //! | backward-weight | `dW += dY X^T`, summed over the batch; `db = row sums of dY` |
 //!
-//! Images with fewer than 256 output pixels are processed in groups, one GEMM per group on
-//! copies of their pixels (see `grouped`): the weight is then packed once per group, not per
-//! image.
+//! Images with fewer than 256 output pixels would make thin GEMMs that pack the whole weight
+//! for a few columns each; they are served by `columns` instead, which treats every pixel of the
+//! batch as one column of a single product computed with the direct kernel's register tile.
 //!
 //! A stride above 1 picks every `stride`-th pixel: the input is first gathered into a contiguous
 //! `[C_in, H_out*W_out]` scratch matrix (forward, backward-weight), and backward-data computes
@@ -23,7 +23,7 @@
 //! Preconditions for every function: the geometry is valid and every slice has the length the
 //! geometry implies (the dispatcher in `conv/mod.rs` checks both).
 
-mod grouped;
+mod columns;
 #[cfg(test)]
 mod tests;
 
@@ -44,7 +44,15 @@ struct Dims {
     strided: bool,
 }
 
+/// Fewest output pixels per image worth a GEMM of their own; smaller images go to `columns`.
+const MIN_GEMM_PIXELS: usize = 256;
+
 impl Dims {
+    /// Whether the images are too small for a GEMM each (see [`MIN_GEMM_PIXELS`]).
+    fn small_images(&self) -> bool {
+        self.pixels < MIN_GEMM_PIXELS
+    }
+
     fn new(g: &Conv2dGeometry) -> Self {
         Dims {
             in_channels: g.in_channels,
@@ -65,9 +73,8 @@ pub fn forward(
     output: &mut [f32],
 ) {
     let d = Dims::new(g);
-    let images = grouped::images_per_gemm(g);
-    if images > 1 {
-        return grouped::forward(g, &d, images, (input, weight, bias), output);
+    if d.small_images() {
+        return columns::forward(g, &d, (input, weight, bias), output);
     }
     let w = Matrix::row_major(weight, d.out_channels, d.in_channels);
     let per_image = |n: usize, out: &mut [f32], scratch: &mut Vec<f32>| {
@@ -101,9 +108,8 @@ pub fn backward_data(
     grad_input: &mut [f32],
 ) {
     let d = Dims::new(g);
-    let images = grouped::images_per_gemm(g);
-    if images > 1 {
-        return grouped::backward_data(g, &d, images, (grad_output, weight), grad_input);
+    if d.small_images() {
+        return columns::backward_data(g, &d, (grad_output, weight), grad_input);
     }
     let w_t = Matrix::row_major(weight, d.out_channels, d.in_channels).transposed();
     let per_image = |n: usize, grad_in: &mut [f32], scratch: &mut Vec<f32>| {
@@ -157,10 +163,9 @@ pub fn backward_weight(
             );
         }
     };
-    let images = grouped::images_per_gemm(g);
     match Threading::for_gemm(g.batch, (d.out_channels, d.pixels, d.in_channels)) {
-        _ if images > 1 => {
-            grouped::backward_weight(g, &d, images, (input, grad_output), grad_weight);
+        _ if d.small_images() => {
+            columns::backward_weight(g, &d, (input, grad_output), grad_weight);
         }
         Threading::Batch(parts) => {
             // Each part accumulates its share of the batch; the partial sums are added once.

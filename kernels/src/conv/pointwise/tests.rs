@@ -1,7 +1,7 @@
 //! The pointwise kernels against the scalar reference: random geometries (proptest) and the
-//! layer shapes of DESIGN.md at a reduced batch. Between them they run every path: grouped
-//! images (under 256 pixels), one GEMM per image on rayon threads (small GEMMs) and on
-//! matrixmultiply's threads (the DESIGN.md shapes).
+//! layer shapes of DESIGN.md at a reduced batch. Between them they run every path: the column
+//! product (images under 256 pixels, both orientations of its backward-weight), one GEMM per
+//! image on rayon threads (small GEMMs) and on matrixmultiply's threads (the DESIGN.md shapes).
 
 use super::{backward_data, backward_weight, forward};
 use crate::conv::test_support::{check_passes, Family};
@@ -32,10 +32,13 @@ fn design_shapes_at_batch_two() {
 }
 
 #[test]
-fn ungrouped_images_and_odd_strides() {
-    // One image: a GEMM per image, whatever its size.
+fn single_images_small_channels_and_odd_strides() {
+    // One image: the column product below 256 pixels, a GEMM from 256 on.
     check_all(&pointwise(1, 96, 80, 12), 5, true);
     check_all(&pointwise(1, 33, 17, 9).with_stride((3, 2)), 6, true);
+    check_all(&pointwise(1, 40, 24, 17), 9, true);
+    // No input channels: every output is its bias.
+    check_all(&pointwise(2, 0, 5, 3), 10, true);
     // At least 256 pixels but few channels: images spread over rayon threads.
     check_all(&pointwise(3, 5, 7, 17), 7, true);
     check_all(&pointwise(4, 6, 9, 40).with_stride((2, 2)), 8, false);

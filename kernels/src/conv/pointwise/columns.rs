@@ -1,0 +1,399 @@
+//! Pointwise passes on small images: the whole batch's pixels are the columns of one product,
+//! computed with the direct kernel's register tile (`conv::tile`) on the NCHW tensors.
+//!
+//! With few pixels per image (1 x 1 at the end of MobileNet v2 at 32 x 32, 2 x 2 in Xception's
+//! middle flow) a GEMM per image is thin, and one GEMM per group of images needs the images
+//! copied into a `[C, images * pixels]` matrix and the result copied back. Here a column is any
+//! pixel of any image, found through a table of offsets, and the tile's 16 vector lanes are 16
+//! columns:
+//!
+//! | pass | tile lanes (6) | 16 vector lanes | summed over | packed per block |
+//! |---|---|---|---|---|
+//! | forward | output channels, rows of `W` | columns | input channels | 16 columns of the input |
+//! | backward-data | input channels, rows of `W^T` | columns | output channels | 16 columns of `grad_output` |
+//! | backward-weight | the operand with more channels | 16 channels of the other | columns | the other, `[column][16]` |
+//!
+//! The weight is read in place (forward) or transposed once (backward-data), and only 16
+//! columns of the activation are packed at a time, where a run of consecutive pixels is one
+//! copy. Forward and backward-data split the batch into ranges of whole images, so each task
+//! writes its own slice of the output; backward-weight splits over (channel block, lane range)
+//! and sums every column in registers.
+
+use super::Dims;
+use crate::conv::tile::{lane_bases, tile, Taps, LANES};
+use crate::Conv2dGeometry;
+use rayon::prelude::*;
+use wide::f32x8;
+
+/// Vectors per tile: 16 columns (or channels) in the vector lanes.
+const V: usize = 2;
+/// Tile lanes: rows of the matrix (or channels of the lane operand).
+const P: usize = 6;
+/// Columns in one packed block.
+const BLOCK: usize = V * LANES;
+/// Columns a task should hold at least, so that its blocks are full.
+const TASK_COLUMNS: usize = 48;
+/// Bytes of the matrix (or of the lane operand) a task keeps in L2 while every block of its
+/// columns passes over it.
+const CHUNK_BYTES: usize = 64 << 10;
+
+/// Where each output pixel of an image reads (`is_input`) or writes its value, relative to
+/// its image's channel 0: strided positions in the input plane, consecutive ones in the output.
+fn pixel_positions(g: &Conv2dGeometry, is_input: bool) -> Vec<usize> {
+    let (out_height, out_width) = (g.out_height(), g.out_width());
+    let (stride_h, stride_w) = if is_input { g.stride } else { (1, 1) };
+    let width = if is_input { g.in_width } else { out_width };
+    (0..out_height)
+        .flat_map(|oy| (0..out_width).map(move |ox| oy * stride_h * width + ox * stride_w))
+        .collect()
+}
+
+/// Offsets of the columns of `images` in an NCHW tensor whose images hold `image_len`
+/// values, image-major then pixel-major, relative to the first image of the range.
+fn column_offsets(
+    positions: &[usize],
+    images: std::ops::Range<usize>,
+    image_len: usize,
+) -> Vec<usize> {
+    images
+        .flat_map(|n| positions.iter().map(move |&p| n * image_len + p))
+        .collect()
+}
+
+/// Runs of consecutive offsets in `offsets`: `(index, offset, len)`, in order.
+fn runs(offsets: &[usize]) -> Vec<(usize, usize, usize)> {
+    let mut runs: Vec<(usize, usize, usize)> = Vec::with_capacity(offsets.len());
+    for (j, &offset) in offsets.iter().enumerate() {
+        match runs.last_mut() {
+            Some((_, start, len)) if *start + *len == offset => *len += 1,
+            _ => runs.push((j, offset, 1)),
+        }
+    }
+    runs
+}
+
+/// Images per task: a multiple of the thread count of tasks, each with at least
+/// `TASK_COLUMNS` columns where the batch allows.
+fn images_per_task(batch: usize, pixels: usize) -> usize {
+    let threads = rayon::current_num_threads();
+    let rounds = (batch * pixels / (threads * TASK_COLUMNS)).max(1);
+    batch.div_ceil(threads * rounds).max(1)
+}
+
+/// Lanes (rows, or lane channels) per chunk: as many tiles as keep `CHUNK_BYTES` of a
+/// `depth`-long operand.
+fn chunk_lanes(depth: usize) -> usize {
+    let lanes = CHUNK_BYTES / (4 * depth.max(1));
+    (lanes / P).max(1) * P
+}
+
+/// `out = W x in + bias` over every image at once.
+pub(super) fn forward(
+    g: &Conv2dGeometry,
+    d: &Dims,
+    (input, weight, bias): (&[f32], &[f32], Option<&[f32]>),
+    output: &mut [f32],
+) {
+    let product = Product {
+        matrix: weight,
+        rows: d.out_channels,
+        depth: d.in_channels,
+        row_step: d.in_channels,
+        depth_step: 1,
+        source: input,
+        source_image: d.in_channels * d.in_pixels,
+        source_plane: d.in_pixels,
+        source_positions: &pixel_positions(g, true),
+        out_plane: d.pixels,
+        out_positions: &pixel_positions(g, false),
+        bias,
+    };
+    product.run(g.batch, output);
+}
+
+/// `grad_in = W^T x grad_out`, zeros at the input pixels a strided kernel skips.
+pub(super) fn backward_data(
+    g: &Conv2dGeometry,
+    d: &Dims,
+    (grad_output, weight): (&[f32], &[f32]),
+    grad_input: &mut [f32],
+) {
+    let product = Product {
+        // `W^T`, read down the columns of `W`.
+        matrix: weight,
+        rows: d.in_channels,
+        depth: d.out_channels,
+        row_step: 1,
+        depth_step: d.in_channels,
+        source: grad_output,
+        source_image: d.out_channels * d.pixels,
+        source_plane: d.pixels,
+        source_positions: &pixel_positions(g, false),
+        out_plane: d.in_pixels,
+        out_positions: &pixel_positions(g, true),
+        bias: None,
+    };
+    if d.strided {
+        grad_input.fill(0.0);
+    }
+    product.run(g.batch, grad_input);
+}
+
+/// `out[n][row][pixel] = sum over k of matrix[row][k] * source[n][k][pixel] (+ bias[row])`
+/// for every image `n` and output pixel, with pixels placed by the position tables.
+struct Product<'a> {
+    /// `[rows, depth]`, element `(row, k)` at `row * row_step + k * depth_step`: the weight
+    /// (forward) or its transpose (backward-data).
+    matrix: &'a [f32],
+    rows: usize,
+    depth: usize,
+    row_step: usize,
+    depth_step: usize,
+    /// The tensor whose `depth` channels are summed.
+    source: &'a [f32],
+    /// Values per image, and per channel, of `source`.
+    source_image: usize,
+    source_plane: usize,
+    /// Where each column's pixel sits in a source channel.
+    source_positions: &'a [usize],
+    /// Values per channel of one output image (its `rows` channels make an image).
+    out_plane: usize,
+    /// Where each column's pixel goes in an output channel.
+    out_positions: &'a [usize],
+    bias: Option<&'a [f32]>,
+}
+
+impl Product<'_> {
+    /// Splits the output into ranges of whole images, one rayon task each.
+    fn run(&self, batch: usize, output: &mut [f32]) {
+        if output.is_empty() {
+            return;
+        }
+        if self.depth == 0 {
+            // Nothing to sum: each output is its bias (zero without one).
+            for (channel, plane) in output.chunks_exact_mut(self.out_plane).enumerate() {
+                plane.fill(self.bias.map_or(0.0, |b| b[channel % self.rows]));
+            }
+            return;
+        }
+        let out_image = self.rows * self.out_plane;
+        let images = images_per_task(batch, self.source_positions.len());
+        let offsets: Vec<u32> = (0..self.depth)
+            .map(|k| u32::try_from(k * self.depth_step).expect("weight exceeds u32 offsets"))
+            .collect();
+        let taps = Taps::new(&offsets);
+        let row_starts: Vec<usize> = (0..self.rows).map(|row| row * self.row_step).collect();
+        output
+            .par_chunks_mut(images * out_image)
+            .enumerate()
+            .for_each(|(task, out)| {
+                let first = task * images;
+                let count = out.len() / out_image;
+                let sources = column_offsets(
+                    self.source_positions,
+                    first..first + count,
+                    self.source_image,
+                );
+                let targets = column_offsets(self.out_positions, 0..count, out_image);
+                // Every block of the task's columns, packed once: `[block][depth]`.
+                let blocks = sources.len().div_ceil(BLOCK);
+                let mut packed = vec![[f32x8::ZERO; V]; blocks * self.depth];
+                for (block, block_sources) in packed
+                    .chunks_exact_mut(self.depth)
+                    .zip(sources.chunks(BLOCK))
+                {
+                    self.pack(&runs(block_sources), block);
+                }
+                let target_runs: Vec<_> = targets.chunks(BLOCK).map(runs).collect();
+                // A chunk of rows stays in cache while each block passes over it.
+                for chunk in (0..self.rows).step_by(chunk_lanes(self.depth)) {
+                    let chunk_end = self.rows.min(chunk + chunk_lanes(self.depth));
+                    let blocks = packed.chunks_exact(self.depth).zip(&target_runs);
+                    for (block, target_runs) in blocks {
+                        for first_row in (chunk..chunk_end).step_by(P) {
+                            let lanes = lane_bases::<P>(&row_starts, first_row);
+                            let acc = tile::<V, P>(self.matrix, &lanes, taps, block);
+                            self.store(first_row, &acc, target_runs, out);
+                        }
+                    }
+                }
+            });
+    }
+
+    /// Copies the block's columns of every source channel into `packed`, zeros past them.
+    fn pack(&self, source_runs: &[(usize, usize, usize)], packed: &mut [[f32x8; V]]) {
+        let channels = packed.iter_mut().enumerate();
+        if let [(0, offset, BLOCK)] = source_runs {
+            // Sixteen consecutive pixels (images of 16 pixels or more): two vector loads.
+            for (k, vectors) in channels {
+                let values = &self.source[k * self.source_plane + offset..][..BLOCK];
+                *vectors = vectors_of(values.try_into().expect("a block"));
+            }
+            return;
+        }
+        for (k, vectors) in channels {
+            let channel = &self.source[k * self.source_plane..];
+            let mut values = [0.0f32; BLOCK];
+            for &(j, offset, len) in source_runs {
+                values[j..j + len].copy_from_slice(&channel[offset..offset + len]);
+            }
+            *vectors = vectors_of(&values);
+        }
+    }
+
+    /// Writes the tile's rows `first_row..` for the block's columns.
+    fn store(
+        &self,
+        first_row: usize,
+        acc: &[[f32x8; V]; P],
+        target_runs: &[(usize, usize, usize)],
+        out: &mut [f32],
+    ) {
+        for (p, vectors) in acc.iter().enumerate().take(self.rows - first_row) {
+            let row = first_row + p;
+            let bias = f32x8::splat(self.bias.map_or(0.0, |b| b[row]));
+            let mut values = [0.0f32; BLOCK];
+            for (chunk, vector) in values.chunks_exact_mut(LANES).zip(vectors) {
+                chunk.copy_from_slice(&(*vector + bias).to_array());
+            }
+            let channel = &mut out[row * self.out_plane..];
+            if let [(0, offset, BLOCK)] = target_runs {
+                channel[*offset..][..BLOCK].copy_from_slice(&values);
+                continue;
+            }
+            for &(j, offset, len) in target_runs {
+                channel[offset..offset + len].copy_from_slice(&values[j..j + len]);
+            }
+        }
+    }
+}
+
+/// A block of 16 values as the tile's vectors.
+fn vectors_of(values: &[f32; BLOCK]) -> [f32x8; V] {
+    std::array::from_fn(|v| {
+        let lanes: [f32; LANES] = values[v * LANES..][..LANES].try_into().expect("8 lanes");
+        f32x8::from(lanes)
+    })
+}
+
+/// One operand of backward-weight: an NCHW tensor as `[channels, columns]`.
+struct Operand<'a> {
+    data: &'a [f32],
+    channels: usize,
+    /// Values per channel of an image.
+    plane: usize,
+    /// Offset of every column (image, pixel) in channel 0.
+    columns: Vec<usize>,
+}
+
+/// Overwrites `grad_weight` with `sum over columns of grad_out x in^T`.
+pub(super) fn backward_weight(
+    g: &Conv2dGeometry,
+    d: &Dims,
+    (input, grad_output): (&[f32], &[f32]),
+    grad_weight: &mut [f32],
+) {
+    let x = Operand {
+        data: input,
+        channels: d.in_channels,
+        plane: d.in_pixels,
+        columns: column_offsets(
+            &pixel_positions(g, true),
+            0..g.batch,
+            d.in_channels * d.in_pixels,
+        ),
+    };
+    let dy = Operand {
+        data: grad_output,
+        channels: d.out_channels,
+        plane: d.pixels,
+        columns: column_offsets(
+            &pixel_positions(g, false),
+            0..g.batch,
+            d.out_channels * d.pixels,
+        ),
+    };
+    // Packing the input's columns gives `grad_weight` row by row; packing the output gradient's
+    // gives its transpose, which costs a pass over `grad_weight` but may pack far less.
+    let columns = x.columns.len();
+    let pack_input = columns * d.in_channels <= columns * d.out_channels + grad_weight.len();
+    if pack_input {
+        column_sums(&dy, &x, grad_weight);
+    } else {
+        let mut sums = vec![0.0f32; grad_weight.len()];
+        column_sums(&x, &dy, &mut sums);
+        for (ci, row) in sums.chunks_exact(d.out_channels).enumerate() {
+            for (co, &value) in row.iter().enumerate() {
+                grad_weight[co * d.in_channels + ci] = value;
+            }
+        }
+    }
+}
+
+/// Writes `sums[c][k]`, `[lanes.channels, packed.channels]`, the sum over all columns of
+/// `lanes[c][column] * packed[k][column]`.
+fn column_sums(lanes: &Operand, packed: &Operand, sums: &mut [f32]) {
+    if sums.is_empty() {
+        return;
+    }
+    let blocks = packed.channels.div_ceil(BLOCK);
+    // Each block of 16 packed channels as `[column][16]`.
+    let packed_blocks: Vec<Vec<[f32x8; V]>> = (0..blocks)
+        .into_par_iter()
+        .map(|block| {
+            let first = block * BLOCK;
+            let channels = (packed.channels - first).min(BLOCK);
+            let mut out = Vec::with_capacity(packed.columns.len());
+            for &column in &packed.columns {
+                let start = &packed.data[column + first * packed.plane..];
+                let mut values = [0.0f32; BLOCK];
+                for (value, &x) in values[..channels]
+                    .iter_mut()
+                    .zip(start.iter().step_by(packed.plane))
+                {
+                    *value = x;
+                }
+                out.push(vectors_of(&values));
+            }
+            out
+        })
+        .collect();
+    let offsets: Vec<u32> = lanes
+        .columns
+        .iter()
+        .map(|&offset| u32::try_from(offset).expect("tensor exceeds u32 offsets"))
+        .collect();
+    let taps = Taps::new(&offsets);
+    let channel_starts: Vec<usize> = (0..lanes.channels).map(|c| c * lanes.plane).collect();
+
+    // Tasks: ranges of lane channels, each writing its rows of `sums`. Within a task, a chunk
+    // of lane channels stays in cache while every packed block passes over it.
+    let threads = rayon::current_num_threads();
+    let per_task = lanes
+        .channels
+        .div_ceil(2 * threads)
+        .clamp(1, chunk_lanes(taps.len()));
+    sums.par_chunks_mut(per_task * packed.channels)
+        .enumerate()
+        .for_each(|(task, rows)| {
+            let first_channel = task * per_task;
+            let starts = &channel_starts[first_channel..][..rows.len() / packed.channels];
+            for (block, vectors) in packed_blocks.iter().enumerate() {
+                let first = block * BLOCK;
+                let channels = (packed.channels - first).min(BLOCK);
+                for first_lane in (0..starts.len()).step_by(P) {
+                    let bases = lane_bases::<P>(starts, first_lane);
+                    let acc = tile::<V, P>(lanes.data, &bases, taps, vectors);
+                    let lane_rows =
+                        rows[first_lane * packed.channels..].chunks_mut(packed.channels);
+                    for (row, acc) in lane_rows.zip(&acc) {
+                        let mut values = [0.0f32; BLOCK];
+                        for (chunk, vector) in values.chunks_exact_mut(LANES).zip(acc) {
+                            chunk.copy_from_slice(vector.as_array());
+                        }
+                        row[first..][..channels].copy_from_slice(&values[..channels]);
+                    }
+                }
+            }
+        });
+}
