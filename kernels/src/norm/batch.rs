@@ -18,6 +18,7 @@
 use rayon::prelude::*;
 use wide::f32x8;
 
+use super::small_planes;
 use super::{BatchNormGeometry, BatchNormGrads, BatchStats, Clamp, RunningStats};
 use crate::lanes::{load, planes_per_task, store, sum, LANES};
 
@@ -142,17 +143,10 @@ fn affine_plane_with(
     }
 }
 
-pub(super) fn forward_train(
-    g: &BatchNormGeometry,
-    input: &[f32],
-    gamma: Option<&[f32]>,
-    beta: Option<&[f32]>,
-    running: Option<RunningStats<'_>>,
-    clamp: Option<Clamp>,
-    output: &mut [f32],
-) -> BatchStats {
+/// Per channel, the mean and the biased variance about it: two passes over the channel's planes.
+fn mean_and_var(g: &BatchNormGeometry, input: &[f32]) -> Vec<(f64, f64)> {
     let count = g.values_per_channel() as f64;
-    let mean_and_var: Vec<(f64, f64)> = (0..g.shape.channels)
+    (0..g.shape.channels)
         .into_par_iter()
         .with_min_len(channels_per_task(g))
         .map(|c| {
@@ -166,7 +160,24 @@ pub(super) fn forward_train(
             let var = (squares / count - (mean - f64::from(centre)).powi(2)).max(0.0);
             (mean, var)
         })
-        .collect();
+        .collect()
+}
+
+pub(super) fn forward_train(
+    g: &BatchNormGeometry,
+    input: &[f32],
+    gamma: Option<&[f32]>,
+    beta: Option<&[f32]>,
+    running: Option<RunningStats<'_>>,
+    clamp: Option<Clamp>,
+    output: &mut [f32],
+) -> BatchStats {
+    let count = g.values_per_channel() as f64;
+    let mean_and_var = if small_planes::applies(g) {
+        small_planes::mean_and_var(g, input)
+    } else {
+        mean_and_var(g, input)
+    };
 
     let inv_std: Vec<f64> = mean_and_var
         .iter()
@@ -207,6 +218,13 @@ fn normalise(
     clamp: Option<Clamp>,
 ) {
     let (channels, plane) = (g.shape.channels, g.shape.plane_len());
+    if small_planes::applies(g) {
+        let high: Vec<f32> = centre.iter().map(|c| c.high).collect();
+        let low: Vec<f32> = centre.iter().map(|c| c.low).collect();
+        let shift = beta.map_or_else(|| vec![0.0; channels], <[f32]>::to_vec);
+        let (centre, coefficients) = ((&high[..], &low[..]), (scale, &shift[..]));
+        return small_planes::normalise(g, input, output, centre, coefficients, clamp);
+    }
     output
         .par_chunks_mut(plane)
         .zip(input.par_chunks(plane))
@@ -366,7 +384,12 @@ fn backward_with(
     grads: BatchNormGrads<'_>,
     coefficients: impl Fn(usize, f64, f64) -> Coefficients,
 ) {
+    let small = small_planes::applies(g);
     let sums = match clamp {
+        _ if small => {
+            let mask = clamp.map(|(clamp, output)| (clamp, output, &mut *grads.input));
+            small_planes::gradient_sums(g, input, grad_output, mask, &stats.mean)
+        }
         None => gradient_sums(g, input, grad_output, stats),
         Some(clamp) => masked_gradient_sums(g, input, grad_output, clamp, stats, grads.input),
     };
@@ -378,6 +401,11 @@ fn backward_with(
     }
     // With a clamp, the masked gradient already sits in `grads.input`.
     let unmasked = clamp.is_none().then_some(grad_output);
+    if small {
+        let mean = &stats.mean;
+        small_planes::input_gradient(g, grads.input, unmasked, input, mean, &per_channel);
+        return;
+    }
     let (channels, plane) = (g.shape.channels, g.shape.plane_len());
     grads
         .input

@@ -10,6 +10,7 @@
 //! |---|---|
 //! | [`reference`](mod@reference) | scalar loops in `f64`: the definitions and the test oracle |
 //! | `batch` | statistics per channel (rayon over channels, `f32x8` sums reduced in `f64`, two passes), then the per-element work per plane (rayon over planes, `f32x8`) |
+//! | `small_planes` | the same passes for planes under 8 values (1 x 1, 2 x 2, `BatchNorm1d`): along each image's row of `C * P` values, with per-position sums in `f64` |
 //! | [`Clamp`] | the ReLU or ReLU6 after a BatchNorm, run inside its passes (`*_clamped`) |
 //! | `lrn` | rayon over images, `f32x8` over eight pixels, all channels of those pixels at once |
 
@@ -19,6 +20,7 @@ mod clamp;
 mod clamped_tests;
 mod lrn;
 pub mod reference;
+mod small_planes;
 #[cfg(test)]
 mod tests;
 
