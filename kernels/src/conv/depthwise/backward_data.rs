@@ -11,7 +11,7 @@
 //! otherwise they are stored contiguously per phase in a staging plane and interleaved back
 //! into column order once per plane.
 
-use super::{copy_rows, load_at, planes_per_task, store, LANES};
+use super::{channels, copy_rows, load_at, planes_per_task, store, LANES};
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
 use wide::f32x8;
@@ -161,6 +161,9 @@ pub fn backward_data(
     weight: &[f32],
     grad_input: &mut [f32],
 ) {
+    if channels::applies(g) {
+        return channels::backward_data(g, grad_output, weight, grad_input);
+    }
     let in_plane = g.in_height * g.in_width;
     if in_plane == 0 {
         return;

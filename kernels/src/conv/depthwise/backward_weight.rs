@@ -10,7 +10,8 @@
 //! each grad-output vector is loaded once and multiplied into one accumulator per tap (9
 //! independent FMA chains, enough to hide the latency, all in registers).
 
-use super::{copy_rows, load, load_at, OutputVector, PaddedPlane, LANES};
+use super::{channels, copy_rows, load, load_at, OutputVector, PaddedPlane, LANES};
+use crate::conv::bias_gradient;
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
 use wide::f32x8;
@@ -27,6 +28,13 @@ pub fn backward_weight(
     grad_weight: &mut [f32],
     grad_bias: Option<&mut [f32]>,
 ) {
+    if channels::applies(g) {
+        channels::backward_weight(g, input, grad_output, grad_weight);
+        if let Some(grad_bias) = grad_bias {
+            bias_gradient(grad_output, g.out_height() * g.out_width(), grad_bias);
+        }
+        return;
+    }
     let multiplier = g.out_channels / g.in_channels;
     let taps = g.kernel_height * g.kernel_width;
     let in_plane = g.in_height * g.in_width;

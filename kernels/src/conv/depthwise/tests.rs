@@ -73,11 +73,54 @@ prop_compose! {
     }
 }
 
+#[test]
+fn small_maps_with_channels_in_lanes() {
+    // The ends of MobileNet v2 at 32 x 32 (channel counts cut, one not a multiple of 8).
+    check_all(&depthwise(2, 96, 1, 3), 10, true);
+    check_all(&depthwise(3, 40, 2, 3), 11, true);
+    check_all(&depthwise(2, 37, 2, 3).with_stride((2, 2)), 12, false);
+    check_all(&depthwise(2, 24, 4, 3), 13, true);
+    check_all(&depthwise(2, 24, 8, 3).with_stride((2, 2)), 14, true);
+    // The largest plane the path takes (16 x 16, a 7-wide output) and one it leaves.
+    check_all(&depthwise(1, 9, 16, 5).with_stride((3, 3)), 15, true);
+    check_all(&depthwise(1, 9, 17, 3).with_stride((3, 3)), 16, true);
+}
+
+prop_compose! {
+    /// One output channel per input channel, output rows under 8 wide: the channel-lane path
+    /// (`channels.rs`), with channel counts around a vector and more.
+    fn small_maps()(
+        batch in 1usize..=3,
+        channels in 1usize..=20,
+        kernel in (1usize..=4, 1usize..=4),
+        stride in (1usize..=3, 1usize..=3),
+        dilation in (1usize..=2, 1usize..=2),
+        padding in (0usize..=3, 0usize..=3),
+        size in (1usize..=9, 1usize..=9),
+    ) -> Conv2dGeometry {
+        Conv2dGeometry::new(batch, channels, channels, size, kernel)
+            .with_groups(channels)
+            .with_stride(stride)
+            .with_padding(padding)
+            .with_dilation(dilation)
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
     #[test]
     fn matches_reference(g in geometries(), seed in any::<u64>(), with_bias in any::<bool>()) {
+        prop_assume!(g.validate().is_ok());
+        check_all(&g, seed, with_bias);
+    }
+
+    #[test]
+    fn small_maps_match_reference(
+        g in small_maps(),
+        seed in any::<u64>(),
+        with_bias in any::<bool>(),
+    ) {
         prop_assume!(g.validate().is_ok());
         check_all(&g, seed, with_bias);
     }
