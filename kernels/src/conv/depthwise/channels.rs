@@ -158,17 +158,13 @@ pub(super) fn forward(
     if let Some(bias) = bias {
         start[..bias.len()].copy_from_slice(bias);
     }
-    output
-        .par_chunks_mut((g.out_channels * out_plane).max(1))
-        .zip(input.par_chunks((g.in_channels * in_plane).max(1)))
-        .for_each_init(
-            || (vec![0.0; in_plane * width], vec![0.0; out_plane * width]),
-            |(x, y), (output, input)| {
-                to_pixel_major(input, in_plane, x);
-                gather_pixels(&pairs, x, &weights, &start, y);
-                to_channel_major(y, out_plane, output);
-            },
-        );
+    let filters = (&pairs, &weights[..], &start[..]);
+    convolve_images(
+        filters,
+        g.in_channels,
+        (input, in_plane),
+        (output, out_plane),
+    );
 }
 
 /// `grad_input = transposed depthwise(grad_output, weight)`.
@@ -183,15 +179,34 @@ pub(super) fn backward_data(
     let pairs = Pairs::of_inputs(g);
     let weights = weights_by_tap(g, weight);
     let zeros = vec![0.0; width];
-    grad_input
-        .par_chunks_mut((g.in_channels * in_plane).max(1))
-        .zip(grad_output.par_chunks((g.out_channels * out_plane).max(1)))
+    let filters = (&pairs, &weights[..], &zeros[..]);
+    let source = (grad_output, out_plane);
+    convolve_images(filters, g.in_channels, source, (grad_input, in_plane));
+}
+
+/// Image by image: `source` (`[channels, source plane]` per image) to pixel-major,
+/// [`gather_pixels`] with `start` as each pixel's initial vectors, and the result back to
+/// `[channels, out plane]` in `out`.
+fn convolve_images(
+    (pairs, weights, start): (&Pairs, &[f32], &[f32]),
+    channels: usize,
+    (source, source_plane): (&[f32], usize),
+    (out, out_plane): (&mut [f32], usize),
+) {
+    let width = start.len();
+    out.par_chunks_mut((channels * out_plane).max(1))
+        .zip(source.par_chunks((channels * source_plane).max(1)))
         .for_each_init(
-            || (vec![0.0; out_plane * width], vec![0.0; in_plane * width]),
-            |(dy, dx), (grad_input, grad_output)| {
-                to_pixel_major(grad_output, out_plane, dy);
-                gather_pixels(&pairs, dy, &weights, &zeros, dx);
-                to_channel_major(dx, in_plane, grad_input);
+            || {
+                (
+                    vec![0.0; source_plane * width],
+                    vec![0.0; out_plane * width],
+                )
+            },
+            |(from, to), (out, source)| {
+                to_pixel_major(source, source_plane, from);
+                gather_pixels(pairs, from, weights, start, to);
+                to_channel_major(to, out_plane, out);
             },
         );
 }
