@@ -12,7 +12,7 @@ use wide::f32x8;
 pub(crate) const LANES: usize = 8;
 /// Vectors of 8 channels per register block. With AVX-512VL the 256-bit instructions can use 32
 /// registers, room for 4 x 6 = 24 accumulators; with AVX2 alone there are 16, room for 2 x 6.
-pub(crate) const MAX_VECTORS: usize = if cfg!(target_feature = "avx512vl") {
+const MAX_VECTORS: usize = if cfg!(target_feature = "avx512vl") {
     4
 } else {
     2
