@@ -181,15 +181,32 @@ pub(crate) fn pixel_tile<const C: usize, const U: usize>(
     let first = source.as_ptr().wrapping_add(start);
     for (&offset, w) in taps.offsets.iter().zip(weights) {
         let at = first.wrapping_add(offset as usize);
-        let weights: [f32x8; C] = std::array::from_fn(|c| f32x8::splat(w[c]));
-        for u in 0..U {
-            // SAFETY: the read covers `start + offset + 8u .. + 8`, and `offset <= taps.bound`
-            // (the invariant of `Taps`), so it ends at most at `start + taps.bound + 8 * U`,
-            // which was asserted to be within `source`.
-            let x =
-                f32x8::from(unsafe { at.add(u * LANES).cast::<[f32; LANES]>().read_unaligned() });
+        // Called with `u < U` only.
+        let load = |u: usize| {
+            debug_assert!(u < U);
+            // SAFETY: the read covers `start + offset + 8u .. + 8` with `u < U`, and `offset <=
+            // taps.bound` (the invariant of `Taps`), so it ends at most at `start + taps.bound +
+            // 8 * U`, which was asserted to be within `source`.
+            f32x8::from(unsafe { at.add(u * LANES).cast::<[f32; LANES]>().read_unaligned() })
+        };
+        // The shorter side is held in registers and the longer one streamed through a single
+        // register, so `C * U` accumulators plus `min(C, U) + 1` fit AVX2's 16 registers (the
+        // other way round spilled: 3 x 4 in a stem's backward-data, 6 x 2 in its forward).
+        if C <= U {
+            let weights: [f32x8; C] = std::array::from_fn(|c| f32x8::splat(w[c]));
+            for u in 0..U {
+                let x = load(u);
+                for c in 0..C {
+                    acc[c][u] = x.mul_add(weights[c], acc[c][u]);
+                }
+            }
+        } else {
+            let x: [f32x8; U] = std::array::from_fn(load);
             for c in 0..C {
-                acc[c][u] = x.mul_add(weights[c], acc[c][u]);
+                let weight = f32x8::splat(w[c]);
+                for u in 0..U {
+                    acc[c][u] = x[u].mul_add(weight, acc[c][u]);
+                }
             }
         }
     }

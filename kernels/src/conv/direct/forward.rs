@@ -1,7 +1,7 @@
 //! Forward pass: output pixels as lanes, `(in_channel, ky, kx)` taps over a zero-padded image.
 
 use super::{
-    block_ranges, channel_blocks, dispatch_tile, lane_bases, pack_block_weights,
+    block_ranges, channel_blocks, dispatch_tile, forward_pixels, lane_bases, pack_block_weights,
     split_by_image_and_blocks, tile, PaddedInput, Taps, LANES,
 };
 use crate::Conv2dGeometry;
@@ -33,6 +33,9 @@ pub fn forward(
             plane.fill(bias.map_or(0.0, |b| b[index % g.out_channels]));
         }
         return;
+    }
+    if forward_pixels::applies(g) {
+        return forward_pixels::forward(g, input, weight, bias, output);
     }
     let padded = PaddedInput::new(g, input, 0);
 

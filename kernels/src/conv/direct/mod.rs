@@ -13,7 +13,10 @@
 //! * **forward** ([`forward`]): lanes are 6 consecutive output pixels, flattened over rows (so a
 //!   narrow image wastes little in the tail); offsets run over `(in_channel, ky, kx)` in a
 //!   zero-padded copy of the image; weights are packed once per call as
-//!   `[block][tap][32 output channels]`. Bias is added as results are stored.
+//!   `[block][tap][32 output channels]`. Bias is added as results are stored. Groups of at most
+//!   4 input channels with rows of at least 16 output pixels (RGB stems, LeNet-5's first layer)
+//!   use `forward_pixels` instead: 8 consecutive output pixels per vector, the input's columns
+//!   split by stride phase so those pixels read consecutive values.
 //! * **backward-data** ([`backward_data`]) is a convolution of the zero-padded output gradient
 //!   with the transposed, flipped weights. Stride is handled by splitting the input into
 //!   `stride_h x stride_w` phases (`iy mod stride_h`, `ix mod stride_w`): within a phase only some
@@ -44,6 +47,7 @@
 mod backward_data;
 mod backward_weight;
 mod forward;
+mod forward_pixels;
 #[cfg(test)]
 mod tests;
 mod weight_pixels;
@@ -116,26 +120,34 @@ impl PaddedPlanes {
         let padded_width = left + width + right;
         let padded_plane = (top + height + bottom) * padded_width;
         let planes = source.len() / (height * width);
-        let len = planes * padded_plane + slack;
+        Self::build(planes * padded_plane + slack, |data| {
+            let (data, slack) = data.split_at_mut(planes * padded_plane);
+            slack.fill(0.0);
+            data.par_chunks_mut(padded_plane)
+                .zip(source.par_chunks(height * width))
+                .for_each(|(dst, src)| {
+                    let (head, rest) = dst.split_at_mut(top * padded_width + left);
+                    head.fill(0.0);
+                    let rows = src.chunks_exact(width).zip(rest.chunks_mut(padded_width));
+                    for (row, dst_row) in rows {
+                        let (interior, border) = dst_row.split_at_mut(width.min(dst_row.len()));
+                        interior.copy_from_slice(row);
+                        border.fill(0.0);
+                    }
+                    let tail = (top + height) * padded_width;
+                    dst[tail..].fill(0.0);
+                });
+        })
+    }
+
+    /// A buffer of `len` values, taken from this thread's spare when there is one and handed to
+    /// `fill`, which must write every value (a reused buffer holds the last call's data).
+    fn build(len: usize, fill: impl FnOnce(&mut [f32])) -> Self {
         // Taking the buffer out (rather than borrowing it) keeps a nested call on this thread,
         // such as a rayon task stolen while waiting, correct: it finds no spare and allocates.
         let mut data = SPARE_BUFFER.with(|spare| spare.take());
         data.resize(len, 0.0);
-        data[..planes * padded_plane]
-            .par_chunks_mut(padded_plane)
-            .zip(source.par_chunks(height * width))
-            .for_each(|(dst, src)| {
-                let (head, rest) = dst.split_at_mut(top * padded_width + left);
-                head.fill(0.0);
-                for (row, dst_row) in src.chunks_exact(width).zip(rest.chunks_mut(padded_width)) {
-                    let (interior, border) = dst_row.split_at_mut(width.min(dst_row.len()));
-                    interior.copy_from_slice(row);
-                    border.fill(0.0);
-                }
-                let tail = (top + height) * padded_width;
-                dst[tail..].fill(0.0);
-            });
-        data[planes * padded_plane..].fill(0.0);
+        fill(&mut data);
         PaddedPlanes { data }
     }
 }

@@ -66,6 +66,48 @@ proptest! {
     }
 }
 
+/// Geometries of the pixel-vectorised forward (`forward_pixels.rs`): at most 4 input channels
+/// per group and output rows of at least 16 pixels, with every stride, padding and dilation.
+fn few_channel_geometry() -> impl Strategy<Value = Conv2dGeometry> {
+    (
+        (1usize..=2, 1usize..=2, 1usize..=4, 1usize..=13),
+        (1usize..=6, 16usize..=70, 1usize..=7, 1usize..=7),
+        (1usize..=3, 1usize..=3, 0usize..=4, 0usize..=4),
+        (1usize..=2, 1usize..=2),
+    )
+        .prop_filter_map(
+            "not a few-channel geometry with wide rows",
+            |(
+                (batch, groups, in_per_group, out_per_group),
+                (h, w, kh, kw),
+                (sy, sx, py, px),
+                (dy, dx),
+            )| {
+                let g = Conv2dGeometry::new(
+                    batch,
+                    groups * in_per_group,
+                    groups * out_per_group,
+                    (h, w),
+                    (kh, kw),
+                )
+                .with_stride((sy, sx))
+                .with_padding((py, px))
+                .with_dilation((dy, dx))
+                .with_groups(groups);
+                (g.validate().is_ok() && super::forward_pixels::applies(&g)).then_some(g)
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn few_channel_passes_match_the_reference(g in few_channel_geometry(), seed in any::<u64>(), with_bias in any::<bool>()) {
+        check_all_passes(&g, seed, with_bias);
+    }
+}
+
 #[test]
 fn design_shapes_at_small_batch_match_the_reference() {
     let shapes = [
