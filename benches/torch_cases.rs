@@ -1,6 +1,9 @@
 //! The convolution cases of `shared/bench/torch_kernels.py`, timed the same way (two warm-up
 //! calls, then repeat until at least a second has passed; the mean is reported), so the two
-//! tables can be put side by side. Each call allocates its output as the functional API does.
+//! tables can be put side by side. Each pass goes through the functional API
+//! (`functional::conv2d`, `conv2d_input_grad`, `conv2d_weight_grad`), as PyTorch's side goes
+//! through `F.conv2d` and autograd: each call allocates its result, and a dropped result's
+//! buffer is reused by the next call of its length as it would be in a training loop.
 //!
 //! ```sh
 //! MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=1000000000 cargo bench --bench torch_cases
@@ -13,9 +16,9 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use convgrad_kernels::{
-    conv2d_backward_data, conv2d_backward_weight, conv2d_forward, Conv2dGeometry,
-};
+use convgrad::functional::{conv2d, conv2d_input_grad, conv2d_weight_grad, Conv2dOptions};
+use convgrad::Tensor;
+use convgrad_kernels::Conv2dGeometry;
 
 fn time_ms(mut f: impl FnMut()) -> f64 {
     f();
@@ -60,22 +63,27 @@ fn conv_case(
         .with_stride((stride, stride))
         .with_padding((pad, pad))
         .with_groups(groups);
-    let x = values(g.input_len(), 1);
-    let w = values(g.weight_len(), 2);
-    let dy = vec![1.0f32; g.output_len()];
-    let forward = || {
-        let mut y = vec![0.0; g.output_len()];
-        conv2d_forward(&g, &x, &w, None, &mut y).unwrap();
-        black_box(y);
+    let options = Conv2dOptions {
+        stride: (stride, stride),
+        padding: (pad, pad),
+        groups,
+        ..Default::default()
     };
-    let fwd = time_ms(forward);
+    let tensor = |shape: &[usize], seed| {
+        let len = shape.iter().product();
+        Tensor::from_vec(values(len, seed), shape).expect("length matches the shape")
+    };
+    let x = tensor(&[n, cin, h, h], 1);
+    let w = tensor(&[cout, cin / groups, k, k], 2);
+    let out_shape = [n, cout, g.out_height(), g.out_width()];
+    let dy = Tensor::ones(&out_shape);
+    let forward = || black_box(conv2d(&x, &w, None, options).unwrap());
+    let fwd = time_ms(|| drop(forward()));
     let fwdbwd = time_ms(|| {
-        forward();
-        let mut dx = vec![0.0; g.input_len()];
-        conv2d_backward_data(&g, &dy, &w, &mut dx).unwrap();
-        let mut dw = vec![0.0; g.weight_len()];
-        conv2d_backward_weight(&g, &x, &dy, &mut dw, None).unwrap();
-        black_box((dx, dw));
+        let y = forward();
+        let dx = conv2d_input_grad(x.shape(), &w, &dy, options).unwrap();
+        let dw = conv2d_weight_grad(&x, w.shape(), &dy, options).unwrap();
+        black_box((y, dx, dw));
     });
     let gflops = 2.0 * g.multiply_adds() as f64 / fwd / 1e6;
     println!(

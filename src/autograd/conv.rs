@@ -10,6 +10,7 @@ use convgrad_kernels::{self as kernels, Conv2dGeometry};
 
 use super::{Tape, Var};
 use crate::error::{fmt_shape, Error, Result};
+use crate::tensor::shelf;
 use crate::Tensor;
 
 /// Stride, padding, dilation and groups of a convolution, as `torch.nn.functional.conv2d` takes
@@ -152,7 +153,8 @@ pub fn conv2d(
         bias.map(|b| b.shape()),
         options,
     )?;
-    let mut out = vec![0.0; g.output_len()];
+    // The kernel writes every output element, so a recycled buffer needs no zeroing.
+    let mut out = shelf::take(g.output_len());
     kernels::conv2d_forward(
         &g,
         input.data(),
@@ -161,7 +163,82 @@ pub fn conv2d(
         &mut out,
     )
     .map_err(|e| Error::shape("conv2d", e.to_string()))?;
-    Ok(Tensor::from_parts(out, &out_shape(&g)))
+    Ok(Tensor::from_shelf(out, &out_shape(&g)))
+}
+
+/// Checks that `grad_output` has the shape [`conv2d`] gives for geometry `g`.
+fn check_grad_output(op: &str, g: &Conv2dGeometry, grad_output: &Tensor) -> Result<()> {
+    let expected = out_shape(g);
+    if grad_output.shape() == expected {
+        Ok(())
+    } else {
+        Err(Error::shape(
+            op,
+            format!(
+                "grad_output is {}, but the convolution's output is {}",
+                fmt_shape(grad_output.shape()),
+                fmt_shape(&expected)
+            ),
+        ))
+    }
+}
+
+/// The gradient of [`conv2d`] with respect to its input, given the input's shape, the weight
+/// and the gradient of the output (what `torch.nn.grad.conv2d_input` computes).
+///
+/// ```
+/// use convgrad::functional::{conv2d_input_grad, Conv2dOptions};
+/// use convgrad::Tensor;
+/// let weight = Tensor::ones(&[1, 1, 3, 3]);
+/// let grad_output = Tensor::ones(&[1, 1, 2, 2]);
+/// let dx = conv2d_input_grad(&[1, 1, 4, 4], &weight, &grad_output, Conv2dOptions::default())?;
+/// // The middle pixels are under all four windows, the corners under one.
+/// assert_eq!(&dx.data()[..6], &[1.0, 2.0, 2.0, 1.0, 2.0, 4.0]);
+/// # Ok::<(), convgrad::Error>(())
+/// ```
+pub fn conv2d_input_grad(
+    input_shape: &[usize],
+    weight: &Tensor,
+    grad_output: &Tensor,
+    options: Conv2dOptions,
+) -> Result<Tensor> {
+    const OP: &str = "conv2d_input_grad";
+    let g = conv_geometry(OP, input_shape, weight.shape(), None, options)?;
+    check_grad_output(OP, &g, grad_output)?;
+    // The kernel writes every element, so a recycled buffer needs no zeroing.
+    let mut dx = shelf::take(g.input_len());
+    kernels::conv2d_backward_data(&g, grad_output.data(), weight.data(), &mut dx)
+        .map_err(|e| Error::shape(OP, e.to_string()))?;
+    Ok(Tensor::from_shelf(dx, input_shape))
+}
+
+/// The gradient of [`conv2d`] with respect to its weight, given the input, the weight's shape
+/// and the gradient of the output (what `torch.nn.grad.conv2d_weight` computes). The bias
+/// gradient, if wanted, is `grad_output` summed over every axis but the channels.
+///
+/// ```
+/// use convgrad::functional::{conv2d_weight_grad, Conv2dOptions};
+/// use convgrad::Tensor;
+/// let input = Tensor::ones(&[1, 1, 4, 4]);
+/// let grad_output = Tensor::ones(&[1, 1, 2, 2]);
+/// let dw = conv2d_weight_grad(&input, &[1, 1, 3, 3], &grad_output, Conv2dOptions::default())?;
+/// assert_eq!(dw.data(), &[4.0; 9]); // each tap saw four ones
+/// # Ok::<(), convgrad::Error>(())
+/// ```
+pub fn conv2d_weight_grad(
+    input: &Tensor,
+    weight_shape: &[usize],
+    grad_output: &Tensor,
+    options: Conv2dOptions,
+) -> Result<Tensor> {
+    const OP: &str = "conv2d_weight_grad";
+    let g = conv_geometry(OP, input.shape(), weight_shape, None, options)?;
+    check_grad_output(OP, &g, grad_output)?;
+    // The kernel writes every element, so a recycled buffer needs no zeroing.
+    let mut dw = shelf::take(g.weight_len());
+    kernels::conv2d_backward_weight(&g, input.data(), grad_output.data(), &mut dw, None)
+        .map_err(|e| Error::shape(OP, e.to_string()))?;
+    Ok(Tensor::from_shelf(dw, weight_shape))
 }
 
 impl Tape {
@@ -183,10 +260,9 @@ impl Tape {
         Ok(self.record("conv2d", &inputs, y, move |grad, sink| {
             let dy = grad.data();
             if sink.wants(0) {
-                let mut dx = vec![0.0; g.input_len()];
-                kernels::conv2d_backward_data(&g, dy, w.data(), &mut dx)
+                let dx = conv2d_input_grad(x.shape(), &w, grad, options)
                     .expect("geometry checked by forward");
-                sink.accumulate(0, Tensor::from_parts(dx, x.shape()));
+                sink.accumulate(0, dx);
             }
             let wants_bias = has_bias && sink.wants(2);
             if sink.wants(1) || wants_bias {
@@ -269,6 +345,46 @@ mod tests {
             };
             prop_assert!(r.is_ok(), "{input:?} {weight:?} {options:?}: {}", r.unwrap_err());
         }
+
+        /// The public gradient functions against the kernel crate's scalar reference.
+        #[test]
+        fn gradient_functions_match_the_reference((input, weight, options) in geometries(), seed: u64) {
+            let mut rng = Rng::seed(seed);
+            let x = Tensor::uniform(&input, -1.0, 1.0, &mut rng);
+            let w = Tensor::uniform(&weight, -1.0, 1.0, &mut rng);
+            let g = conv_geometry("test", &input, &weight, None, options).unwrap();
+            let dy = Tensor::uniform(&out_shape(&g), -1.0, 1.0, &mut rng);
+            let mut dx = vec![0.0; g.input_len()];
+            kernels::conv::reference::conv2d_backward_data(&g, dy.data(), w.data(), &mut dx);
+            let mut dw = vec![0.0; g.weight_len()];
+            kernels::conv::reference::conv2d_backward_weight(&g, x.data(), dy.data(), &mut dw, None);
+            let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| (a - b).abs() <= 1e-4 * (1.0 + b.abs()));
+            let ours = conv2d_input_grad(&input, &w, &dy, options).unwrap();
+            prop_assert_eq!(ours.shape(), input.as_slice());
+            prop_assert!(close(ours.data(), &dx));
+            let ours = conv2d_weight_grad(&x, &weight, &dy, options).unwrap();
+            prop_assert_eq!(ours.shape(), weight.as_slice());
+            prop_assert!(close(ours.data(), &dw));
+        }
+    }
+
+    #[test]
+    fn gradient_functions_check_grad_output() {
+        let (x, w) = (Tensor::zeros(&[1, 3, 8, 8]), Tensor::zeros(&[6, 3, 3, 3]));
+        let dy = Tensor::zeros(&[1, 6, 8, 8]);
+        let plain = Conv2dOptions::default();
+        assert_eq!(
+            conv2d_input_grad(x.shape(), &w, &dy, plain).unwrap_err().to_string(),
+            "conv2d_input_grad: grad_output is [1, 6, 8, 8], but the convolution's output is [1, 6, 6, 6]"
+        );
+        assert_eq!(
+            conv2d_weight_grad(&x, &[6, 3, 3, 3], &dy, plain).unwrap_err().to_string(),
+            "conv2d_weight_grad: grad_output is [1, 6, 8, 8], but the convolution's output is [1, 6, 6, 6]"
+        );
+        assert!(conv2d_weight_grad(&x, &[6, 2, 3, 3], &dy, plain)
+            .unwrap_err()
+            .to_string()
+            .starts_with("conv2d_weight_grad: input [1, 3, 8, 8], weight [6, 2, 3, 3]"));
     }
 
     #[test]

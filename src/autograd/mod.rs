@@ -33,7 +33,7 @@ pub use tape::{BackwardFn, GradSink, Gradients, Tape, Var};
 pub(crate) mod forward {
     pub use super::activation::{exp, log, relu, relu6, sigmoid, tanh};
     pub use super::arith::{add, div, mul, sub};
-    pub use super::conv::{conv2d, Conv2dOptions};
+    pub use super::conv::{conv2d, conv2d_input_grad, conv2d_weight_grad, Conv2dOptions};
     pub use super::dropout::dropout;
     pub use super::loss::{cross_entropy, log_softmax, mse_loss, softmax};
     pub use super::matmul::{linear, matmul};

@@ -8,6 +8,7 @@
 
 pub(crate) mod elementwise;
 mod init;
+pub(crate) mod shelf;
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,10 +16,31 @@ use std::sync::Arc;
 use crate::error::{fmt_shape, Error, Result};
 
 /// An n-dimensional array of `f32`.
-#[derive(Clone, PartialEq)]
+#[derive(Clone)]
 pub struct Tensor {
     shape: Vec<usize>,
     data: Arc<Vec<f32>>,
+    /// Whether the buffer goes back to the shelf when the last tensor holding it is dropped:
+    /// true for buffers that came from it (kernel outputs, see `shelf.rs`). Other buffers go
+    /// back to the allocator, which reuses them for everything else.
+    shelved: bool,
+}
+
+impl PartialEq for Tensor {
+    /// Same shape and same values.
+    fn eq(&self, other: &Tensor) -> bool {
+        self.shape == other.shape && self.data == other.data
+    }
+}
+
+impl Drop for Tensor {
+    fn drop(&mut self) {
+        if self.shelved {
+            if let Some(data) = Arc::get_mut(&mut self.data) {
+                shelf::give(std::mem::take(data));
+            }
+        }
+    }
 }
 
 /// Number of elements of a shape (1 for the scalar shape `[]`).
@@ -33,6 +55,18 @@ impl Tensor {
         Tensor {
             shape: shape.to_vec(),
             data: Arc::new(data),
+            shelved: false,
+        }
+    }
+
+    /// [`Tensor::from_parts`] for a buffer from [`shelf::take`], which goes back to the shelf
+    /// when the tensor is dropped.
+    pub(crate) fn from_shelf(data: Vec<f32>, shape: &[usize]) -> Tensor {
+        debug_assert_eq!(data.len(), numel(shape), "shape {shape:?}");
+        Tensor {
+            shape: shape.to_vec(),
+            data: Arc::new(data),
+            shelved: true,
         }
     }
 
@@ -111,8 +145,9 @@ impl Tensor {
     }
 
     /// The elements as a `Vec`, without copying when this tensor is the buffer's only owner.
-    pub fn into_vec(self) -> Vec<f32> {
-        Arc::try_unwrap(self.data).unwrap_or_else(|shared| (*shared).clone())
+    pub fn into_vec(mut self) -> Vec<f32> {
+        let data = std::mem::take(&mut self.data);
+        Arc::try_unwrap(data).unwrap_or_else(|shared| (*shared).clone())
     }
 
     /// The value of a one-element tensor (a scalar loss, say).
@@ -146,6 +181,7 @@ impl Tensor {
         Ok(Tensor {
             shape: shape.to_vec(),
             data: Arc::clone(&self.data),
+            shelved: self.shelved,
         })
     }
 
