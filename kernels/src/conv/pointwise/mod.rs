@@ -13,6 +13,10 @@
 //! Images with fewer than 256 output pixels would make thin GEMMs that pack the whole weight
 //! for a few columns each; they are served by `columns` instead, which treats every pixel of the
 //! batch as one column of a single product computed with the direct kernel's register tile.
+//! Larger images at unit stride run forward and backward-data through `rows`: tiles of 6 rows
+//! of the weight (or of its transpose) times 16 consecutive pixels, with the weight packed once
+//! per call instead of once per image, 1.1 to 2 times as fast as the per-image GEMMs on 2 cores.
+//! What is left to the GEMMs below: backward-weight, and strided passes on large images.
 //!
 //! A stride above 1 picks every `stride`-th pixel: the input is first gathered into a contiguous
 //! `[C_in, H_out*W_out]` scratch matrix (forward, backward-weight), and backward-data computes
@@ -24,6 +28,7 @@
 //! geometry implies (the dispatcher in `conv/mod.rs` checks both).
 
 mod columns;
+mod rows;
 #[cfg(test)]
 mod tests;
 
@@ -76,6 +81,9 @@ pub fn forward(
     if d.small_images() {
         return columns::forward(g, &d, (input, weight, bias), output);
     }
+    if rows::applies(g) {
+        return rows::forward(&d, input, weight, bias, output);
+    }
     let w = Matrix::row_major(weight, d.out_channels, d.in_channels);
     let per_image = |n: usize, out: &mut [f32], scratch: &mut Vec<f32>| {
         let image = &input[n * d.in_channels * d.in_pixels..][..d.in_channels * d.in_pixels];
@@ -110,6 +118,9 @@ pub fn backward_data(
     let d = Dims::new(g);
     if d.small_images() {
         return columns::backward_data(g, &d, (grad_output, weight), grad_input);
+    }
+    if rows::applies(g) {
+        return rows::backward_data(&d, grad_output, weight, grad_input);
     }
     let w_t = Matrix::row_major(weight, d.out_channels, d.in_channels).transposed();
     let per_image = |n: usize, grad_in: &mut [f32], scratch: &mut Vec<f32>| {

@@ -1,7 +1,9 @@
 //! The pointwise kernels against the scalar reference: random geometries (proptest) and the
 //! layer shapes of DESIGN.md at a reduced batch. Between them they run every path: the column
-//! product (images under 256 pixels, both orientations of its backward-weight), one GEMM per
-//! image on rayon threads (small GEMMs) and on matrixmultiply's threads (the DESIGN.md shapes).
+//! product (images under 256 pixels, both orientations of its backward-weight), the row tiles
+//! (forward and backward-data of larger images at unit stride, with and without a partial last
+//! tile), and one GEMM per image (strided passes and backward-weight) on rayon threads (small
+//! GEMMs) and on matrixmultiply's threads (the DESIGN.md shapes).
 
 use super::{backward_data, backward_weight, forward};
 use crate::conv::test_support::{check_passes, Family};
@@ -65,6 +67,28 @@ proptest! {
     #[test]
     fn matches_reference(g in geometries(), seed in any::<u64>(), with_bias in any::<bool>()) {
         prop_assume!(g.validate().is_ok());
+        check_all(&g, seed, with_bias);
+    }
+}
+
+prop_compose! {
+    /// Images of at least 256 pixels at unit stride: the row tiles of `rows.rs`, whose last tile
+    /// is partial unless the pixel count is a multiple of 16.
+    fn large_images()(
+        batch in 1usize..=3,
+        in_channels in 1usize..=19,
+        out_channels in 1usize..=19,
+        size in (16usize..=26, 16usize..=27),
+    ) -> Conv2dGeometry {
+        Conv2dGeometry::new(batch, in_channels, out_channels, size, (1, 1))
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn large_images_match_reference(g in large_images(), seed in any::<u64>(), with_bias in any::<bool>()) {
         check_all(&g, seed, with_bias);
     }
 }
