@@ -15,10 +15,9 @@
 //! there is one phase and the split input is the padded input.
 
 use super::{block_ranges, split_by_image_and_blocks, ChannelBlock, PaddedPlanes, Taps, LANES};
-use crate::conv::tile::{as_arrays, pixel_tile};
+use crate::conv::tile::{as_arrays, pixel_tile, store_pixel_tile};
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
-use wide::f32x8;
 
 /// Groups with at most this many input channels take this path.
 const FEW_CHANNELS: usize = 4;
@@ -203,23 +202,7 @@ impl RowJob<'_> {
         for first in (0..self.out_width).step_by(U * LANES) {
             let acc = pixel_tile::<C, U>(self.source, self.start + first, self.taps, weights);
             let count = (U * LANES).min(self.out_width - first);
-            for (c, vectors) in acc.iter().enumerate() {
-                let bias = f32x8::splat(self.bias.map_or(0.0, |b| b[c]));
-                let row = &mut out[c * self.out_plane + first..][..count];
-                for (u, dst) in row.chunks_mut(LANES).enumerate() {
-                    let values = (vectors[u] + bias).to_array();
-                    match <&mut [f32; LANES]>::try_from(&mut *dst) {
-                        Ok(whole) => *whole = values,
-                        // The row's last, partial vector (a `memcpy` call for every vector
-                        // cost a tenth of the stem's time).
-                        Err(_) => {
-                            for (d, v) in dst.iter_mut().zip(values) {
-                                *d = v;
-                            }
-                        }
-                    }
-                }
-            }
+            store_pixel_tile(&acc, self.bias, &mut out[first..], self.out_plane, count);
         }
     }
 }

@@ -14,10 +14,9 @@
 //! while the blocks' packed weights stream from L2.
 
 use super::Dims;
-use crate::conv::tile::{as_arrays, pixel_tile, Taps, LANES};
+use crate::conv::tile::{as_arrays, pixel_tile, store_pixel_tile, Taps, LANES};
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
-use wide::f32x8;
 
 /// Rows of `A` per tile: with 2 vectors of pixels, 12 accumulators.
 const BLOCK_ROWS: usize = 6;
@@ -171,64 +170,24 @@ impl Product {
         count: usize,
     ) {
         let bias = bias.map(|b| &b[first..first + len]);
+        let job = (source, taps, bias, out, count);
         match len {
-            1 => self.store::<1>(
-                pixel_tile(source, 0, taps, as_arrays(packed)),
-                bias,
-                out,
-                count,
-            ),
-            2 => self.store::<2>(
-                pixel_tile(source, 0, taps, as_arrays(packed)),
-                bias,
-                out,
-                count,
-            ),
-            3 => self.store::<3>(
-                pixel_tile(source, 0, taps, as_arrays(packed)),
-                bias,
-                out,
-                count,
-            ),
-            4 => self.store::<4>(
-                pixel_tile(source, 0, taps, as_arrays(packed)),
-                bias,
-                out,
-                count,
-            ),
-            5 => self.store::<5>(
-                pixel_tile(source, 0, taps, as_arrays(packed)),
-                bias,
-                out,
-                count,
-            ),
-            _ => self.store::<6>(
-                pixel_tile(source, 0, taps, as_arrays(packed)),
-                bias,
-                out,
-                count,
-            ),
+            1 => self.block::<1>(as_arrays(packed), job),
+            2 => self.block::<2>(as_arrays(packed), job),
+            3 => self.block::<3>(as_arrays(packed), job),
+            4 => self.block::<4>(as_arrays(packed), job),
+            5 => self.block::<5>(as_arrays(packed), job),
+            _ => self.block::<6>(as_arrays(packed), job),
         }
     }
 
-    /// Writes a tile's sums (plus the bias) to the first `count` pixels of its rows.
-    fn store<const C: usize>(
+    /// [`Product::tile`] for a block of `C` rows.
+    fn block<const C: usize>(
         &self,
-        acc: [[f32x8; U]; C],
-        bias: Option<&[f32]>,
-        out: &mut [f32],
-        count: usize,
+        weights: &[[f32; C]],
+        (source, taps, bias, out, count): (&[f32], Taps<'_>, Option<&[f32]>, &mut [f32], usize),
     ) {
-        for (c, vectors) in acc.iter().enumerate() {
-            let bias = f32x8::splat(bias.map_or(0.0, |b| b[c]));
-            let row = &mut out[c * self.pixels..][..count];
-            for (dst, &vector) in row.chunks_mut(LANES).zip(vectors) {
-                let values = (vector + bias).to_array();
-                match <&mut [f32; LANES]>::try_from(&mut *dst) {
-                    Ok(whole) => *whole = values,
-                    Err(_) => dst.copy_from_slice(&values[..dst.len()]),
-                }
-            }
-        }
+        let acc = pixel_tile::<C, U>(source, 0, taps, weights);
+        store_pixel_tile(&acc, bias, out, self.pixels, count);
     }
 }
