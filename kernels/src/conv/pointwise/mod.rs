@@ -152,6 +152,13 @@ pub fn backward_weight(
     grad_bias: Option<&mut [f32]>,
 ) {
     let d = Dims::new(g);
+    if let Some(grad_bias) = grad_bias {
+        bias_gradient(grad_output, d.pixels, grad_bias);
+    }
+    if grad_weight.is_empty() {
+        // No input or output channels: nothing to sum (and no chunks to split the sum into).
+        return;
+    }
     // Accumulates images `images` into `gw` (overwriting it first).
     let accumulate = |images: std::ops::Range<usize>, gw: &mut [f32]| {
         let mut scratch = Vec::new();
@@ -200,9 +207,6 @@ pub fn backward_weight(
             }
         }
         Threading::Gemm => accumulate(0..g.batch, grad_weight),
-    }
-    if let Some(grad_bias) = grad_bias {
-        bias_gradient(grad_output, d.pixels, grad_bias);
     }
 }
 

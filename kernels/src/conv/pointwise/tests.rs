@@ -39,8 +39,9 @@ fn single_images_small_channels_and_odd_strides() {
     check_all(&pointwise(1, 96, 80, 12), 5, true);
     check_all(&pointwise(1, 33, 17, 9).with_stride((3, 2)), 6, true);
     check_all(&pointwise(1, 40, 24, 17), 9, true);
-    // No input channels: every output is its bias.
+    // No input channels: every output is its bias (small images, then the row tiles).
     check_all(&pointwise(2, 0, 5, 3), 10, true);
+    check_all(&pointwise(2, 0, 5, 17), 11, true);
     // At least 256 pixels but few channels: images spread over rayon threads.
     check_all(&pointwise(3, 5, 7, 17), 7, true);
     check_all(&pointwise(4, 6, 9, 40).with_stride((2, 2)), 8, false);
