@@ -62,12 +62,9 @@ impl Tensor {
     /// [`Tensor::from_parts`] for a buffer from [`shelf::take`], which goes back to the shelf
     /// when the tensor is dropped.
     pub(crate) fn from_shelf(data: Vec<f32>, shape: &[usize]) -> Tensor {
-        debug_assert_eq!(data.len(), numel(shape), "shape {shape:?}");
-        Tensor {
-            shape: shape.to_vec(),
-            data: Arc::new(data),
-            shelved: true,
-        }
+        let mut tensor = Tensor::from_parts(data, shape);
+        tensor.shelved = true;
+        tensor
     }
 
     /// A tensor of the given shape holding `data` in row-major order.
