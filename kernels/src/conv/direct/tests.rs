@@ -32,29 +32,32 @@ fn geometry() -> impl Strategy<Value = Conv2dGeometry> {
             1usize..=2,
         ),
     )
-        .prop_filter_map(
-            "not a valid direct geometry",
-            |(
-                (batch, groups, in_per_group, out_per_group),
-                (h, w, kh, kw),
-                (sy, sx, py, px, dy, dx),
-            )| {
-                let g = Conv2dGeometry::new(
-                    batch,
-                    groups * in_per_group,
-                    groups * out_per_group,
-                    (h, w),
-                    (kh, kw),
-                )
-                .with_stride((sy, sx))
-                .with_padding((py, px))
-                .with_dilation((dy, dx))
-                .with_groups(groups);
-                // Small maps go to im2col by default, but the direct kernel serves them too.
-                let direct = matches!(g.kind(), crate::ConvKind::Direct | crate::ConvKind::Im2col);
-                (direct && g.validate().is_ok()).then_some(g)
-            },
-        )
+        .prop_filter_map("not a valid direct geometry", |(counts, sizes, steps)| {
+            let g = grouped_geometry(counts, sizes, steps);
+            // Small maps go to im2col by default, but the direct kernel serves them too.
+            let direct = matches!(g.kind(), crate::ConvKind::Direct | crate::ConvKind::Im2col);
+            (direct && g.validate().is_ok()).then_some(g)
+        })
+}
+
+/// `(batch, groups, in per group, out per group)`, `(h, w, kh, kw)` and
+/// `(stride y, x, padding y, x, dilation y, x)` as a geometry.
+fn grouped_geometry(
+    (batch, groups, in_per_group, out_per_group): (usize, usize, usize, usize),
+    (h, w, kh, kw): (usize, usize, usize, usize),
+    (sy, sx, py, px, dy, dx): (usize, usize, usize, usize, usize, usize),
+) -> Conv2dGeometry {
+    Conv2dGeometry::new(
+        batch,
+        groups * in_per_group,
+        groups * out_per_group,
+        (h, w),
+        (kh, kw),
+    )
+    .with_stride((sy, sx))
+    .with_padding((py, px))
+    .with_dilation((dy, dx))
+    .with_groups(groups)
 }
 
 proptest! {
@@ -72,28 +75,19 @@ fn few_channel_geometry() -> impl Strategy<Value = Conv2dGeometry> {
     (
         (1usize..=2, 1usize..=2, 1usize..=4, 1usize..=13),
         (1usize..=6, 16usize..=70, 1usize..=7, 1usize..=7),
-        (1usize..=3, 1usize..=3, 0usize..=4, 0usize..=4),
-        (1usize..=2, 1usize..=2),
+        (
+            1usize..=3,
+            1usize..=3,
+            0usize..=4,
+            0usize..=4,
+            1usize..=2,
+            1usize..=2,
+        ),
     )
         .prop_filter_map(
             "not a few-channel geometry with wide rows",
-            |(
-                (batch, groups, in_per_group, out_per_group),
-                (h, w, kh, kw),
-                (sy, sx, py, px),
-                (dy, dx),
-            )| {
-                let g = Conv2dGeometry::new(
-                    batch,
-                    groups * in_per_group,
-                    groups * out_per_group,
-                    (h, w),
-                    (kh, kw),
-                )
-                .with_stride((sy, sx))
-                .with_padding((py, px))
-                .with_dilation((dy, dx))
-                .with_groups(groups);
+            |(counts, sizes, steps)| {
+                let g = grouped_geometry(counts, sizes, steps);
                 (g.validate().is_ok() && super::forward_pixels::applies(&g)).then_some(g)
             },
         )
