@@ -14,8 +14,10 @@ pub mod depthwise;
 pub mod direct;
 mod gemm;
 pub mod im2col;
+mod padded;
 pub mod pointwise;
 pub mod reference;
+mod tasks;
 #[cfg(test)]
 mod test_support;
 mod tile;

@@ -14,7 +14,8 @@
 //! index `ox + kx * dilation_w / stride_w` of phase `kx * dilation_w % stride_w`. With stride 1
 //! there is one phase and the split input is the padded input.
 
-use super::{block_ranges, split_by_image_and_blocks, ChannelBlock, PaddedPlanes, Taps, LANES};
+use super::{block_ranges, split_by_image_and_blocks, ChannelBlock, Taps, LANES};
+use crate::conv::padded::SplitInput;
 use crate::conv::tile::{as_arrays, pixel_tile, store_pixel_tile};
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
@@ -46,11 +47,11 @@ pub(super) fn forward(
     output: &mut [f32],
 ) {
     debug_assert!(applies(g));
-    let split = SplitInput::new(g, input);
+    let split = SplitInput::new(g, input, g.stride.1, SLACK);
     let in_per_group = g.in_channels_per_group();
     let taps_per_group = in_per_group * g.kernel_height * g.kernel_width;
     let taps_by_group: Vec<Vec<u32>> = (0..g.groups)
-        .map(|group| split.tap_offsets(g, group * in_per_group..(group + 1) * in_per_group))
+        .map(|group| tap_offsets(&split, g, group * in_per_group..(group + 1) * in_per_group))
         .collect();
 
     let per_group = g.out_channels_per_group();
@@ -109,79 +110,26 @@ pub(super) fn forward(
     });
 }
 
-/// The zero-padded input with every row split into its column phases (see the module docs).
-struct SplitInput {
-    planes: PaddedPlanes,
-    /// Values per phase: `ceil(padded width / stride_w)`.
-    phase: usize,
-    /// Values per split row: `stride_w * phase`.
-    row: usize,
-    /// Rows per padded plane.
-    height: usize,
-    /// Values per split image (all its channels).
-    image: usize,
-}
-
-impl SplitInput {
-    fn new(g: &Conv2dGeometry, input: &[f32]) -> Self {
-        let (pad_h, pad_w) = g.padding;
-        let stride = g.stride.1;
-        let height = g.in_height + 2 * pad_h;
-        let phase = (g.in_width + 2 * pad_w).div_ceil(stride);
-        let row = stride * phase;
-        let image = g.in_channels * height * row;
-        let in_plane = g.in_height * g.in_width;
-        let planes = PaddedPlanes::build(g.batch * image + SLACK, |data| {
-            data[g.batch * image..].fill(0.0);
-            data[..g.batch * image]
-                .par_chunks_mut(height * row)
-                .zip(input.par_chunks(in_plane))
-                .for_each(|(dst, src)| {
-                    dst[..pad_h * row].fill(0.0);
-                    dst[(pad_h + g.in_height) * row..].fill(0.0);
-                    let rows = dst[pad_h * row..].chunks_exact_mut(row);
-                    for (dst_row, src_row) in rows.zip(src.chunks_exact(g.in_width)) {
-                        dst_row.fill(0.0);
-                        // Phase `r` holds padded columns `r, r + stride, ...`; the first of
-                        // them inside the image is `column`, input column `column - pad_w`.
-                        for (r, dst_phase) in dst_row.chunks_exact_mut(phase).enumerate() {
-                            let column = pad_w + (r + stride - pad_w % stride) % stride;
-                            let values = src_row.iter().skip(column - pad_w).step_by(stride);
-                            for (slot, &value) in
-                                dst_phase[column / stride..].iter_mut().zip(values)
-                            {
-                                *slot = value;
-                            }
-                        }
-                    }
-                });
-        });
-        SplitInput {
-            planes,
-            phase,
-            row,
-            height,
-            image,
-        }
-    }
-
-    /// Offsets of the taps `(channel, ky, kx)` of `channels`, in weight order, from the window
-    /// start of an output pixel (`oy * stride_h` rows down, `ox` along the phases).
-    fn tap_offsets(&self, g: &Conv2dGeometry, channels: std::ops::Range<usize>) -> Vec<u32> {
-        let mut offsets = Vec::new();
-        for channel in channels {
-            for ky in 0..g.kernel_height {
-                let row = (channel * self.height + ky * g.dilation.0) * self.row;
-                for kx in 0..g.kernel_width {
-                    let column = kx * g.dilation.1;
-                    let phase = column % g.stride.1;
-                    let offset = row + phase * self.phase + column / g.stride.1;
-                    offsets.push(u32::try_from(offset).expect("padded image exceeds u32"));
-                }
+/// Offsets of the taps `(channel, ky, kx)` of `channels`, in weight order, from the window
+/// start of an output pixel (`oy * stride_h` rows down, `ox` along the phases).
+fn tap_offsets(
+    split: &SplitInput,
+    g: &Conv2dGeometry,
+    channels: std::ops::Range<usize>,
+) -> Vec<u32> {
+    let mut offsets = Vec::new();
+    for channel in channels {
+        for ky in 0..g.kernel_height {
+            let row = (channel * split.height + ky * g.dilation.0) * split.row;
+            for kx in 0..g.kernel_width {
+                let column = kx * g.dilation.1;
+                let phase = column % g.stride.1;
+                let offset = row + phase * split.phase + column / g.stride.1;
+                offsets.push(u32::try_from(offset).expect("padded image exceeds u32"));
             }
         }
-        offsets
     }
+    offsets
 }
 
 /// One output row of one block of channels.

@@ -58,12 +58,13 @@ pub use forward::forward;
 
 // The register tiles and channel blocks, shared with the pointwise kernel; the passes below
 // import them from here.
+use crate::conv::padded::PaddedPlanes;
+use crate::conv::tasks::{block_ranges, split_by_image_and_blocks};
 use crate::conv::tile::{
     channel_blocks, dispatch_tile, lane_bases, pack_block_weights, pixel_tile, tile, tile_lanes,
     ChannelBlock, Taps, LANES,
 };
 use crate::Conv2dGeometry;
-use rayon::prelude::*;
 
 /// The input with every plane's padding (`g.padding` on each side) written out and `slack`
 /// zeros after the last plane: what forward and backward-weight read their windows from.
@@ -93,116 +94,4 @@ impl PaddedInput {
             image: g.in_channels * height * width,
         }
     }
-}
-
-/// A zero-padded copy of a stack of planes, in a buffer that is reused by the next call on the
-/// same thread (see [`PaddedPlanes::new`]).
-struct PaddedPlanes {
-    data: Vec<f32>,
-}
-
-thread_local! {
-    /// The buffer of the last [`PaddedPlanes`] dropped on this thread. A large fresh buffer costs
-    /// a page fault per 4 KiB the first time it is written, every call (DESIGN.md, "A trap").
-    static SPARE_BUFFER: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
-}
-
-impl PaddedPlanes {
-    /// Copies planes of `height x width` into planes with `(top, bottom, left, right)` rows and
-    /// columns of zeros around them, followed by `slack` zeros so vector reads may run a little
-    /// past the last plane. Every element is written, so a reused buffer needs no clearing.
-    fn new(
-        source: &[f32],
-        (height, width): (usize, usize),
-        (top, bottom, left, right): (usize, usize, usize, usize),
-        slack: usize,
-    ) -> Self {
-        let padded_width = left + width + right;
-        let padded_plane = (top + height + bottom) * padded_width;
-        let planes = source.len() / (height * width);
-        Self::build(planes * padded_plane + slack, |data| {
-            let (data, slack) = data.split_at_mut(planes * padded_plane);
-            slack.fill(0.0);
-            data.par_chunks_mut(padded_plane)
-                .zip(source.par_chunks(height * width))
-                .for_each(|(dst, src)| {
-                    let (head, rest) = dst.split_at_mut(top * padded_width + left);
-                    head.fill(0.0);
-                    let rows = src.chunks_exact(width).zip(rest.chunks_mut(padded_width));
-                    for (row, dst_row) in rows {
-                        let (interior, border) = dst_row.split_at_mut(width.min(dst_row.len()));
-                        interior.copy_from_slice(row);
-                        border.fill(0.0);
-                    }
-                    let tail = (top + height) * padded_width;
-                    dst[tail..].fill(0.0);
-                });
-        })
-    }
-
-    /// A buffer of `len` values, taken from this thread's spare when there is one and handed to
-    /// `fill`, which must write every value (a reused buffer holds the last call's data).
-    fn build(len: usize, fill: impl FnOnce(&mut [f32])) -> Self {
-        // Taking the buffer out (rather than borrowing it) keeps a nested call on this thread,
-        // such as a rayon task stolen while waiting, correct: it finds no spare and allocates.
-        let mut data = SPARE_BUFFER.with(|spare| spare.take());
-        data.resize(len, 0.0);
-        fill(&mut data);
-        PaddedPlanes { data }
-    }
-}
-
-impl std::ops::Deref for PaddedPlanes {
-    type Target = [f32];
-    fn deref(&self) -> &[f32] {
-        &self.data
-    }
-}
-
-impl Drop for PaddedPlanes {
-    fn drop(&mut self) {
-        let data = std::mem::take(&mut self.data);
-        SPARE_BUFFER.with(|spare| {
-            let previous = spare.take();
-            // Keep the larger of the two buffers.
-            spare.set(if previous.capacity() > data.capacity() {
-                previous
-            } else {
-                data
-            });
-        });
-    }
-}
-
-/// Splits `data` (laid out `[batch][channels][plane]`) into one mutable piece per
-/// (image, range of channel blocks), in order. `ranges` are ranges of block indices covering all
-/// blocks; each piece is returned with its image and block range.
-fn split_by_image_and_blocks<'a>(
-    data: &'a mut [f32],
-    batch: usize,
-    blocks: &[ChannelBlock],
-    ranges: &[std::ops::Range<usize>],
-    plane: usize,
-) -> Vec<(usize, std::ops::Range<usize>, &'a mut [f32])> {
-    let mut pieces = Vec::with_capacity(batch * ranges.len());
-    let mut rest = data;
-    for image in 0..batch {
-        for range in ranges {
-            let channels: usize = blocks[range.clone()].iter().map(|b| b.len).sum();
-            let (piece, tail) = rest.split_at_mut(channels * plane);
-            pieces.push((image, range.clone(), piece));
-            rest = tail;
-        }
-    }
-    pieces
-}
-
-/// Ranges of block indices such that `batch * ranges` gives both cores several tasks.
-fn block_ranges(batch: usize, block_count: usize) -> Vec<std::ops::Range<usize>> {
-    let wanted_tasks = 4 * rayon::current_num_threads();
-    let pieces = wanted_tasks.div_ceil(batch).clamp(1, block_count.max(1));
-    (0..pieces)
-        .map(|i| (i * block_count / pieces)..((i + 1) * block_count / pieces))
-        .filter(|r| !r.is_empty())
-        .collect()
 }
