@@ -5,6 +5,7 @@
 //! | [`pointwise`] | 1 x 1, one group, no padding | a GEMM on the NCHW tensor as it is |
 //! | [`depthwise`] | one group per input channel | vectorised along the contiguous width |
 //! | [`im2col`] | one group, output maps under 16 pixels | the batch folded into one GEMM |
+//! | [`winograd`] | 3 x 3, unit stride, one group, 16+ channels (forward, backward-data) | F(2 x 2, 3 x 3): 16 products per 2 x 2 outputs instead of 36 |
 //! | [`direct`] | anything else | register-blocked SIMD direct convolution |
 //!
 //! The public functions here check the geometry and the slice lengths, then dispatch. All of
@@ -21,6 +22,7 @@ mod tasks;
 #[cfg(test)]
 mod test_support;
 mod tile;
+pub mod winograd;
 
 use crate::error::check_len;
 use crate::lanes::sum;
@@ -60,6 +62,9 @@ pub fn conv2d_forward(
         ConvKind::Pointwise => pointwise::forward(g, input, weight, bias, output),
         ConvKind::Depthwise => depthwise::forward(g, input, weight, bias, output),
         ConvKind::Im2col => im2col::forward(g, input, weight, bias, output),
+        ConvKind::Direct if winograd::applies(g) => {
+            winograd::forward(g, input, weight, bias, output)
+        }
         ConvKind::Direct => direct::forward(g, input, weight, bias, output),
     }
     Ok(())
@@ -82,6 +87,9 @@ pub fn conv2d_backward_data(
         ConvKind::Pointwise => pointwise::backward_data(g, grad_output, weight, grad_input),
         ConvKind::Depthwise => depthwise::backward_data(g, grad_output, weight, grad_input),
         ConvKind::Im2col => im2col::backward_data(g, grad_output, weight, grad_input),
+        ConvKind::Direct if winograd::applies(g) => {
+            winograd::backward_data(g, grad_output, weight, grad_input)
+        }
         ConvKind::Direct => direct::backward_data(g, grad_output, weight, grad_input),
     }
     Ok(())
