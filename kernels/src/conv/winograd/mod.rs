@@ -222,12 +222,7 @@ fn run(
     // output reads one padded row past its plane.
     let phase = (g.in_width + 2 * g.padding.1).div_ceil(2);
     let split = SplitInput::new(g, input, 2, 2 * phase + 2 * LANES);
-    let grid = Grid {
-        rows: out_height.div_ceil(2),
-        columns: out_width.div_ceil(2),
-        out_width,
-        out_height,
-    };
+    let grid = Grid::new(out_height, out_width);
     let depth = g.in_channels;
     let group = (GROUP_VALUES / (POSITIONS * depth) / TILE * TILE).clamp(TILE, MAX_GROUP);
     let offsets: Vec<u32> = (0..depth)
@@ -249,7 +244,7 @@ fn run(
     // time, so a group of tiles spans images and each block of packed weights serves more tiles.
     let blocks = g.out_channels.div_ceil(BLOCK);
     let ranges = block_ranges(g.batch, blocks);
-    let tiles_per_image = grid.rows * grid.columns;
+    let tiles_per_image = grid.tiles_per_image();
     let images_per_task = if ranges.len() > 1 {
         1
     } else {
@@ -285,6 +280,49 @@ struct Grid {
     out_width: usize,
 }
 
+impl Grid {
+    fn new(out_height: usize, out_width: usize) -> Self {
+        Grid {
+            rows: out_height.div_ceil(2),
+            columns: out_width.div_ceil(2),
+            out_height,
+            out_width,
+        }
+    }
+
+    fn tiles_per_image(&self) -> usize {
+        self.rows * self.columns
+    }
+
+    /// Tiles `start..start + count`, counted row by row over the images from `first_image` on,
+    /// cut into runs along tile rows: each run with its first slot (`0` for tile `start`) and
+    /// its image's place after `first_image`.
+    fn runs(
+        self,
+        first_image: usize,
+        start: usize,
+        count: usize,
+    ) -> impl Iterator<Item = (usize, usize, Run)> {
+        let per_image = self.tiles_per_image();
+        let mut tile = start;
+        std::iter::from_fn(move || {
+            (tile < start + count).then(|| {
+                let (image, local) = (tile / per_image, tile % per_image);
+                let column = local % self.columns;
+                let run = Run {
+                    image: first_image + image,
+                    row: local / self.columns,
+                    column,
+                    count: (self.columns - column).min(start + count - tile),
+                };
+                let slot = tile - start;
+                tile += run.count;
+                (slot, image, run)
+            })
+        })
+    }
+}
+
 /// What every task shares.
 struct Job<'a> {
     split: &'a SplitInput,
@@ -316,9 +354,7 @@ impl Job<'_> {
         channels: std::ops::Range<usize>,
         out: &mut [f32],
     ) {
-        let Grid { rows, columns, .. } = self.grid;
-        let tiles_per_image = rows * columns;
-        let total = images.len() * tiles_per_image;
+        let total = images.len() * self.grid.tiles_per_image();
         let image_values = channels.len() * self.out_plane;
         let stride = self.group + LANES;
         let mut v = vec![0.0; POSITIONS * self.depth * stride];
@@ -327,26 +363,16 @@ impl Job<'_> {
         for start in (0..total).step_by(self.group) {
             let count = self.group.min(total - start);
             slots.clear();
-            let mut tile = start;
-            while tile < start + count {
-                let (image, local) = (tile / tiles_per_image, tile % tiles_per_image);
-                let (row, column) = (local / columns, local % columns);
-                let run = Run {
-                    image: images.start + image,
-                    row,
-                    column,
-                    count: (columns - column).min(start + count - tile),
-                };
-                transform::input(self.split, self.depth, run, &mut v, (tile - start, stride));
-                for column in column..column + run.count {
-                    let (y, x) = (2 * row, 2 * column);
+            for (slot, image, run) in self.grid.runs(images.start, start, count) {
+                transform::input(self.split, self.depth, run, &mut v, (slot, stride));
+                for column in run.column..run.column + run.count {
+                    let (y, x) = (2 * run.row, 2 * column);
                     slots.push(Slot {
                         offset: image * image_values + y * self.grid.out_width + x,
                         right: x + 1 < self.grid.out_width,
                         below: y + 1 < self.grid.out_height,
                     });
                 }
-                tile += run.count;
             }
             for first in channels.clone().step_by(BLOCK) {
                 let len = BLOCK.min(channels.end - first);
