@@ -9,7 +9,8 @@
 //! MALLOC_MMAP_THRESHOLD_=1000000000 MALLOC_TRIM_THRESHOLD_=1000000000 cargo bench --bench torch_cases
 //! ```
 //!
-//! Prints one JSON line per case, with the same fields as the PyTorch script: `fwd_ms` is the
+//! A further argument keeps only the cases whose name contains it
+//! (`cargo bench --bench torch_cases -- direct3x3`). Prints one JSON line per case, with the same fields as the PyTorch script: `fwd_ms` is the
 //! forward pass, `fwdbwd_ms` forward plus backward-data plus backward-weight (no bias), as
 //! `y.sum().backward()` computes in PyTorch.
 
@@ -96,6 +97,12 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    let conv_case = |name: &str, n, cin, cout, h, k, stride, groups| {
+        if filter.as_deref().is_none_or(|f| name.contains(f)) {
+            conv_case(name, n, cin, cout, h, k, stride, groups);
+        }
+    };
     conv_case("direct3x3", 32, 64, 64, 32, 3, 1, 1);
     conv_case("direct3x3", 32, 128, 128, 16, 3, 1, 1);
     conv_case("direct3x3", 32, 256, 256, 8, 3, 1, 1);
