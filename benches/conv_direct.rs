@@ -1,5 +1,8 @@
 //! The direct convolution kernel on the DESIGN.md layer shapes: forward, and forward plus both
-//! backward passes (one training step of the layer), on the rayon pool (2 cores here).
+//! backward passes (one training step of the layer), on the rayon pool (2 cores here). The
+//! 3 x 3 stride-1 shapes are also timed with the Winograd kernel that the dispatcher sends them
+//! to (`winograd_vs_direct`: forward and backward-data, each beside the direct kernel's), and
+//! the Winograd passes beside the scalar reference on a small 3 x 3 layer.
 //!
 //! Throughput is reported in elements per second where one element is one FLOP (a multiply-add
 //! counts two), so criterion's `Gelem/s` reads as GFLOP/s. The scalar reference is measured on
@@ -12,7 +15,7 @@
 use std::time::Duration;
 
 use convgrad_kernels::{
-    conv::{direct, reference},
+    conv::{direct, reference, winograd},
     Conv2dGeometry,
 };
 use criterion::measurement::WallTime;
@@ -185,5 +188,56 @@ fn versus_reference(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, forward, forward_backward, versus_reference);
+/// Winograd against direct on the 3 x 3 stride-1 shapes, forward and backward-data.
+fn winograd_vs_direct(c: &mut Criterion) {
+    let mut group = configure(c, "winograd_vs_direct");
+    for (name, g) in shapes().into_iter().filter(|(_, g)| winograd::applies(g)) {
+        let mut l = Layer::new(g);
+        // Direct-equivalent FLOPs for both, so the rates compare times.
+        group.throughput(Throughput::Elements(2 * g.multiply_adds()));
+        group.bench_function(BenchmarkId::new("winograd_forward", name), |b| {
+            b.iter(|| winograd::forward(&l.g, &l.input, &l.weight, Some(&l.bias), &mut l.output))
+        });
+        group.bench_function(BenchmarkId::new("direct_forward", name), |b| {
+            b.iter(|| l.forward())
+        });
+        group.bench_function(BenchmarkId::new("winograd_backward_data", name), |b| {
+            b.iter(|| winograd::backward_data(&l.g, &l.grad_output, &l.weight, &mut l.grad_input))
+        });
+        group.bench_function(BenchmarkId::new("direct_backward_data", name), |b| {
+            b.iter(|| direct::backward_data(&l.g, &l.grad_output, &l.weight, &mut l.grad_input))
+        });
+    }
+    group.finish();
+}
+
+/// The scalar reference against the Winograd passes on a small 3 x 3 layer.
+fn winograd_versus_reference(c: &mut Criterion) {
+    let mut group = configure(c, "winograd_vs_reference_3x3_n2_c32_16x16");
+    let g = Conv2dGeometry::new(2, 32, 32, (16, 16), (3, 3)).with_padding((1, 1));
+    let mut l = Layer::new(g);
+    group.throughput(Throughput::Elements(4 * g.multiply_adds()));
+    group.bench_function("reference_forward_backward_data", |b| {
+        b.iter(|| {
+            reference::conv2d_forward(&l.g, &l.input, &l.weight, Some(&l.bias), &mut l.output);
+            reference::conv2d_backward_data(&l.g, &l.grad_output, &l.weight, &mut l.grad_input);
+        })
+    });
+    group.bench_function("winograd_forward_backward_data", |b| {
+        b.iter(|| {
+            winograd::forward(&l.g, &l.input, &l.weight, Some(&l.bias), &mut l.output);
+            winograd::backward_data(&l.g, &l.grad_output, &l.weight, &mut l.grad_input);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    forward,
+    forward_backward,
+    versus_reference,
+    winograd_vs_direct,
+    winograd_versus_reference
+);
 criterion_main!(benches);
