@@ -81,7 +81,7 @@ const MAX_GROUP: usize = 64;
 const MIN_CHANNELS: usize = 16;
 
 /// Whether the dispatcher sends `g`'s forward and backward-data here: a 3 x 3 kernel at unit
-/// stride and dilation, one group, at least [`MIN_CHANNELS`] channels each way, padding of at
+/// stride and dilation, one group, at least 16 channels each way, padding of at
 /// most 2 (backward-data pads by `2 - p`), and an output large enough for the direct kernel
 /// (smaller ones are im2col's).
 pub fn applies(g: &Conv2dGeometry) -> bool {
