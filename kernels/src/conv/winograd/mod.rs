@@ -40,7 +40,8 @@
 //!   `[block][ξ][in channel][6]`.
 //! * The input is zero-padded and each row split into even and odd columns (`SplitInput`): tile
 //!   `(r, c)` reads even and odd values `c` and `c + 1` of four rows, so 8 tiles along a row are
-//!   transformed with vectors of consecutive values.
+//!   transformed with vectors of consecutive values. Each task splits its own images, which are
+//!   then still in L2 for the transforms.
 //! * A task is a range of images and a range of channel blocks. Its tiles are taken in groups;
 //!   for each group, `V` is written for every input channel (`[ξ][in channel][tile]`, sized to
 //!   stay in L2), then for each block of 6 output channels and each `ξ`, the register tile of
@@ -225,7 +226,7 @@ fn run(
     // A run's last vector reads up to 8 values past its row; a tile in the last row of an odd
     // output reads one padded row past its plane.
     let phase = (g.in_width + 2 * g.padding.1).div_ceil(2);
-    let split = SplitInput::new(g, input, 2, 2 * phase + 2 * LANES);
+    let slack = 2 * phase + 2 * LANES;
     let grid = Grid::new(out_height, out_width);
     let depth = g.in_channels;
     let group = (GROUP_VALUES / (POSITIONS * depth) / TILE * TILE).clamp(TILE, MAX_GROUP);
@@ -233,7 +234,9 @@ fn run(
         .map(|c| u32::try_from(c * (group + LANES)).expect("group exceeds u32"))
         .collect();
     let job = Job {
-        split: &split,
+        g,
+        input,
+        slack,
         weights,
         bias,
         grid,
@@ -329,7 +332,10 @@ impl Grid {
 
 /// What every task shares.
 struct Job<'a> {
-    split: &'a SplitInput,
+    g: &'a Conv2dGeometry,
+    input: &'a [f32],
+    /// Zeros after a task's split input (see [`run`]).
+    slack: usize,
     weights: &'a Weights,
     bias: Option<&'a [f32]>,
     grid: Grid,
@@ -358,6 +364,15 @@ impl Job<'_> {
         channels: std::ops::Range<usize>,
         out: &mut [f32],
     ) {
+        // The task's own images, padded and split: built here, they are still in L2 when the
+        // transforms read them (split for the whole batch up front, they came back from memory).
+        let image_len = self.g.in_channels * self.g.in_height * self.g.in_width;
+        let task_input = &self.input[images.start * image_len..images.end * image_len];
+        let task_geometry = Conv2dGeometry {
+            batch: images.len(),
+            ..*self.g
+        };
+        let split = SplitInput::new(&task_geometry, task_input, 2, self.slack);
         let total = images.len() * self.grid.tiles_per_image();
         let image_values = channels.len() * self.out_plane;
         let stride = self.group + LANES;
@@ -367,8 +382,8 @@ impl Job<'_> {
         for start in (0..total).step_by(self.group) {
             let count = self.group.min(total - start);
             slots.clear();
-            for (slot, image, run) in self.grid.runs(images.start, start, count) {
-                transform::input(self.split, self.depth, run, &mut v, (slot, stride));
+            for (slot, image, run) in self.grid.runs(0, start, count) {
+                transform::input(&split, self.depth, run, &mut v, (slot, stride));
                 for column in run.column..run.column + run.count {
                     let (y, x) = (2 * run.row, 2 * column);
                     slots.push(Slot {
