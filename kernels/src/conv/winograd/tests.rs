@@ -89,25 +89,43 @@ fn empty_shapes_match_the_reference() {
 
 #[test]
 fn the_dispatcher_sends_3x3_layers_here_and_leaves_the_rest() {
-    let layer = Conv2dGeometry::new(8, 64, 64, (32, 32), (3, 3)).with_padding((1, 1));
-    assert!(super::applies(&layer));
-    assert!(!super::applies(&layer.with_stride((2, 2))));
-    assert!(!super::applies(&layer.with_dilation((2, 2))));
-    assert!(!super::applies(&layer.with_groups(2)));
-    assert!(!super::applies(&layer.with_padding((3, 3))));
-    // A stem's few input channels, and a map small enough for im2col.
-    assert!(!super::applies(&Conv2dGeometry::new(
-        8,
-        3,
-        64,
-        (32, 32),
-        (3, 3)
-    )));
-    assert!(!super::applies(&Conv2dGeometry::new(
-        8,
-        64,
-        64,
-        (4, 4),
-        (3, 3)
-    )));
+    // On 2 threads, as measured; `applies` asks for 2 images per thread.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let layer = Conv2dGeometry::new(8, 64, 64, (32, 32), (3, 3)).with_padding((1, 1));
+        assert!(super::applies(&layer));
+        assert!(!super::applies(&layer.with_stride((2, 2))));
+        assert!(!super::applies(&layer.with_dilation((2, 2))));
+        assert!(!super::applies(&layer.with_groups(2)));
+        assert!(!super::applies(&layer.with_padding((3, 3))));
+        // A stem's few input channels, and a map small enough for im2col.
+        assert!(!super::applies(&Conv2dGeometry::new(
+            8,
+            3,
+            64,
+            (32, 32),
+            (3, 3)
+        )));
+        assert!(!super::applies(&Conv2dGeometry::new(
+            8,
+            64,
+            64,
+            (4, 4),
+            (3, 3)
+        )));
+        // One image per thread.
+        assert!(!super::applies(&Conv2dGeometry { batch: 2, ..layer }));
+        // 512 -> 512 channels on 16 images of 4 x 4: 64 tiles for 262,144 kernels, too few; on
+        // 7 x 7, 256 tiles, enough.
+        let deep = Conv2dGeometry::new(16, 512, 512, (4, 4), (3, 3)).with_padding((1, 1));
+        assert!(!super::applies(&deep));
+        assert!(super::applies(&Conv2dGeometry {
+            in_height: 7,
+            in_width: 7,
+            ..deep
+        }));
+    });
 }
