@@ -134,8 +134,8 @@ pub fn run(a: &CompareArgs) -> convgrad::Result<()> {
         "  standard    {t_standard:9.3} ms  ({:6.1} GFLOP/s)",
         gflops(standard_macs, t_standard)
     );
-    let geometry = Conv2dGeometry::new(a.batch, m, n, (a.size, a.size), (k, k))
-        .with_padding((pad, pad));
+    let geometry =
+        Conv2dGeometry::new(a.batch, m, n, (a.size, a.size), (k, k)).with_padding((pad, pad));
     if winograd::applies(&geometry) {
         println!(
             "              (Winograd F(2x2, 3x3): 16 multiplies per 2x2 outputs instead of 36;\n               \
