@@ -63,3 +63,23 @@ pub(crate) fn check_passes(family: &Family, g: &Conv2dGeometry, seed: u64, with_
     (family.backward_weight)(g, &input, &grad_output, &mut again, None);
     assert_eq!(again, fast, "{}", what("backward_weight without bias"));
 }
+
+/// The empty cases a family must handle: no images, no input channels, no output channels, and
+/// an input of zero rows and columns that `padding` turns into an output of `kernel`'s size or
+/// less (all bias).
+pub(crate) fn check_empty_shapes(
+    family: &Family,
+    (kernel, padding): ((usize, usize), (usize, usize)),
+    seed: u64,
+) {
+    let shapes = [
+        Conv2dGeometry::new(0, 4, 4, (5, 5), (3, 3)),
+        Conv2dGeometry::new(2, 0, 5, (5, 5), (3, 3)),
+        Conv2dGeometry::new(2, 4, 0, (5, 5), (3, 3)),
+        Conv2dGeometry::new(2, 3, 5, (0, 0), kernel).with_padding(padding),
+    ];
+    for (i, g) in shapes.iter().enumerate() {
+        assert!(g.validate().is_ok(), "{g:?}");
+        check_passes(family, g, seed + i as u64, true);
+    }
+}
