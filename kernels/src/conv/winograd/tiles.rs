@@ -119,15 +119,9 @@ impl Grid {
         self.rows * self.columns
     }
 
-    /// Tiles `start..start + count`, counted row by row over the images from `first_image` on,
-    /// cut into runs along tile rows: each run with its first slot (`0` for tile `start`) and
-    /// its image's place after `first_image`.
-    fn runs(
-        self,
-        first_image: usize,
-        start: usize,
-        count: usize,
-    ) -> impl Iterator<Item = (usize, usize, Run)> {
+    /// Tiles `start..start + count`, counted row by row over a task's images, cut into runs
+    /// along tile rows: each run with its first slot (`0` for tile `start`).
+    fn runs(self, start: usize, count: usize) -> impl Iterator<Item = (usize, Run)> {
         let per_image = self.tiles_per_image();
         let mut tile = start;
         std::iter::from_fn(move || {
@@ -135,14 +129,14 @@ impl Grid {
                 let (image, local) = (tile / per_image, tile % per_image);
                 let column = local % self.columns;
                 let run = Run {
-                    image: first_image + image,
+                    image,
                     row: local / self.columns,
                     column,
                     count: (self.columns - column).min(start + count - tile),
                 };
                 let slot = tile - start;
                 tile += run.count;
-                (slot, image, run)
+                (slot, run)
             })
         })
     }
@@ -200,12 +194,12 @@ impl Job<'_> {
         for start in (0..total).step_by(self.group) {
             let count = self.group.min(total - start);
             slots.clear();
-            for (slot, image, run) in self.grid.runs(0, start, count) {
+            for (slot, run) in self.grid.runs(start, count) {
                 transform::input(&split, self.depth, run, &mut v, (slot, stride));
                 for column in run.column..run.column + run.count {
                     let (y, x) = (2 * run.row, 2 * column);
                     slots.push(Slot {
-                        offset: image * image_values + y * self.grid.out_width + x,
+                        offset: run.image * image_values + y * self.grid.out_width + x,
                         right: x + 1 < self.grid.out_width,
                         below: y + 1 < self.grid.out_height,
                     });
