@@ -125,6 +125,16 @@ pub fn conv2d_backward_weight(
     Ok(())
 }
 
+/// Fills `output` (laid out `[batch][out_channels][plane]`) with each channel's bias, or zeros:
+/// a forward pass with nothing to sum (no input channels, or an input of zero rows that padding
+/// made room for).
+pub(crate) fn fill_with_bias(g: &Conv2dGeometry, bias: Option<&[f32]>, output: &mut [f32]) {
+    let plane = g.out_height() * g.out_width();
+    for (index, plane) in output.chunks_exact_mut(plane.max(1)).enumerate() {
+        plane.fill(bias.map_or(0.0, |b| b[index % g.out_channels]));
+    }
+}
+
 /// `grad_bias[c]` = the sum of channel `c` of `grad_output` (`[batch][channels][plane]`) over
 /// images and pixels: each plane summed eight lanes at a time, the planes added in `f64`, in
 /// parallel over channels. A plain running sum of LeNet-5's 784-pixel planes was one long

@@ -4,6 +4,7 @@ use super::{
     block_ranges, channel_blocks, dispatch_tile, forward_pixels, lane_bases, pack_block_weights,
     split_by_image_and_blocks, tile, PaddedInput, Taps, LANES,
 };
+use crate::conv::fill_with_bias;
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
 use wide::f32x8;
@@ -27,12 +28,7 @@ pub fn forward(
     let (out_height, out_width) = (g.out_height(), g.out_width());
     let out_plane = out_height * out_width;
     if input.is_empty() || output.is_empty() {
-        // Nothing to sum (no input channels, or an input of zero rows that padding made room
-        // for): every output is its bias.
-        for (index, plane) in output.chunks_exact_mut(out_plane.max(1)).enumerate() {
-            plane.fill(bias.map_or(0.0, |b| b[index % g.out_channels]));
-        }
-        return;
+        return fill_with_bias(g, bias, output);
     }
     if forward_pixels::applies(g) {
         return forward_pixels::forward(g, input, weight, bias, output);

@@ -4,6 +4,7 @@
 
 use super::transform::{self, Run};
 use super::{Weights, BLOCK, POSITIONS};
+use crate::conv::fill_with_bias;
 use crate::conv::padded::SplitInput;
 use crate::conv::tasks::block_ranges;
 use crate::conv::tile::{as_arrays, pixel_tile, Taps, LANES};
@@ -29,23 +30,15 @@ pub(super) fn run(
     bias: Option<&[f32]>,
     output: &mut [f32],
 ) {
-    let (out_height, out_width) = (g.out_height(), g.out_width());
-    let out_plane = out_height * out_width;
-    if output.is_empty() {
-        return;
-    }
-    if input.is_empty() {
-        // No input channels: every output is its bias.
-        for (index, plane) in output.chunks_exact_mut(out_plane).enumerate() {
-            plane.fill(bias.map_or(0.0, |b| b[index % g.out_channels]));
-        }
-        return;
+    if input.is_empty() || output.is_empty() {
+        return fill_with_bias(g, bias, output);
     }
     // A run's last vector reads up to 8 values past its row; a tile in the last row of an odd
     // output reads one padded row past its plane.
     let phase = (g.in_width + 2 * g.padding.1).div_ceil(2);
     let slack = 2 * phase + 2 * LANES;
-    let grid = Grid::new(out_height, out_width);
+    let grid = Grid::new(g.out_height(), g.out_width());
+    let out_plane = grid.plane();
     let depth = g.in_channels;
     let group = (GROUP_VALUES / (POSITIONS * depth) / TILE * TILE).clamp(TILE, MAX_GROUP);
     let offsets: Vec<u32> = (0..depth)
@@ -58,10 +51,8 @@ pub(super) fn run(
         weights,
         bias,
         grid,
-        depth,
         group,
         taps: Taps::new(&offsets),
-        out_plane,
     };
 
     // Tasks: (range of images, range of channel blocks), each writing its own slice. Small
@@ -115,6 +106,11 @@ impl Grid {
         }
     }
 
+    /// Output values per plane.
+    fn plane(&self) -> usize {
+        self.out_height * self.out_width
+    }
+
     fn tiles_per_image(&self) -> usize {
         self.rows * self.columns
     }
@@ -151,12 +147,10 @@ struct Job<'a> {
     weights: &'a Weights,
     bias: Option<&'a [f32]>,
     grid: Grid,
-    depth: usize,
     /// Tiles per group, a multiple of [`TILE`]; `V` has `group + LANES` slots per channel.
     group: usize,
     /// `c * (group + LANES)` for every input channel `c`.
     taps: Taps<'a>,
-    out_plane: usize,
 }
 
 /// Where one tile's 2 x 2 outputs go in a task's slice: the offset of the top-left one in its
@@ -186,16 +180,16 @@ impl Job<'_> {
         };
         let split = SplitInput::new(&task_geometry, task_input, 2, self.slack);
         let total = images.len() * self.grid.tiles_per_image();
-        let image_values = channels.len() * self.out_plane;
+        let image_values = channels.len() * self.grid.plane();
         let stride = self.group + LANES;
-        let mut v = vec![0.0; POSITIONS * self.depth * stride];
+        let mut v = vec![0.0; POSITIONS * self.g.in_channels * stride];
         let mut m = vec![[[f32x8::ZERO; U]; BLOCK]; POSITIONS * self.group / TILE];
         let mut slots = Vec::with_capacity(self.group);
         for start in (0..total).step_by(self.group) {
             let count = self.group.min(total - start);
             slots.clear();
             for (slot, run) in self.grid.runs(start, count) {
-                transform::input(&split, self.depth, run, &mut v, (slot, stride));
+                transform::input(&split, self.g.in_channels, run, &mut v, (slot, stride));
                 for column in run.column..run.column + run.count {
                     let (y, x) = (2 * run.row, 2 * column);
                     slots.push(Slot {
@@ -207,7 +201,7 @@ impl Job<'_> {
             }
             for first in channels.clone().step_by(BLOCK) {
                 let len = BLOCK.min(channels.end - first);
-                let out = &mut out[(first - channels.start) * self.out_plane..];
+                let out = &mut out[(first - channels.start) * self.grid.plane()..];
                 let block = Block {
                     first,
                     v: &v,
@@ -236,16 +230,17 @@ impl Job<'_> {
     ) {
         let count = slots.len();
         let sets = count.div_ceil(TILE);
-        let stride = self.group + LANES;
+        // One position's `V`: every input channel's slots.
+        let position = self.g.in_channels * (self.group + LANES);
         for xi in 0..POSITIONS {
             let weights = as_arrays::<C, f32>(self.weights.block(xi, first, C));
-            let source = &v[xi * self.depth * stride..][..self.depth * stride];
+            let source = &v[xi * position..][..position];
             for set in 0..sets {
                 let acc = pixel_tile::<C, U>(source, set * TILE, self.taps, weights);
                 m[set * POSITIONS + xi][..C].copy_from_slice(&acc);
             }
         }
-        let (width, plane) = (self.grid.out_width, self.out_plane);
+        let (width, plane) = (self.grid.out_width, self.grid.plane());
         for set in 0..sets {
             let products = &m[set * POSITIONS..][..POSITIONS];
             for channel in 0..C {
