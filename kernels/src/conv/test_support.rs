@@ -83,3 +83,13 @@ pub(crate) fn check_empty_shapes(
         check_passes(family, g, seed + i as u64, true);
     }
 }
+
+/// DESIGN.md's three 3 x 3, stride-1 layers (64 channels at 32 x 32, 128 at 16 x 16, 256 at
+/// 8 x 8, padding 1) at batches of 2, 1 and 1.
+pub(crate) fn design_3x3_shapes() -> [Conv2dGeometry; 3] {
+    [
+        Conv2dGeometry::new(2, 64, 64, (32, 32), (3, 3)).with_padding((1, 1)),
+        Conv2dGeometry::new(1, 128, 128, (16, 16), (3, 3)).with_padding((1, 1)),
+        Conv2dGeometry::new(1, 256, 256, (8, 8), (3, 3)).with_padding((1, 1)),
+    ]
+}

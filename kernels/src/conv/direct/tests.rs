@@ -2,7 +2,7 @@
 //! layer shapes at a reduced batch.
 
 use super::{backward_data, backward_weight, forward};
-use crate::conv::test_support::{check_empty_shapes, check_passes, Family};
+use crate::conv::test_support::{check_empty_shapes, check_passes, design_3x3_shapes, Family};
 use crate::Conv2dGeometry;
 use proptest::prelude::*;
 
@@ -23,14 +23,7 @@ fn geometry() -> impl Strategy<Value = Conv2dGeometry> {
     (
         (1usize..=3, 1usize..=3, 1usize..=12, 1usize..=40),
         (1usize..=11, 1usize..=11, 1usize..=7, 1usize..=7),
-        (
-            1usize..=3,
-            1usize..=3,
-            0usize..=4,
-            0usize..=4,
-            1usize..=2,
-            1usize..=2,
-        ),
+        steps(),
     )
         .prop_filter_map("not a valid direct geometry", |(counts, sizes, steps)| {
             let g = grouped_geometry(counts, sizes, steps);
@@ -38,6 +31,19 @@ fn geometry() -> impl Strategy<Value = Conv2dGeometry> {
             let direct = matches!(g.kind(), crate::ConvKind::Direct | crate::ConvKind::Im2col);
             (direct && g.validate().is_ok()).then_some(g)
         })
+}
+
+/// `(stride y, x, padding y, x, dilation y, x)`: strides up to 3 (also past the kernel), padding
+/// up to 4 (also past half the kernel), dilation up to 2.
+fn steps() -> impl Strategy<Value = (usize, usize, usize, usize, usize, usize)> {
+    (
+        1usize..=3,
+        1usize..=3,
+        0usize..=4,
+        0usize..=4,
+        1usize..=2,
+        1usize..=2,
+    )
 }
 
 /// `(batch, groups, in per group, out per group)`, `(h, w, kh, kw)` and
@@ -75,14 +81,7 @@ fn few_channel_geometry() -> impl Strategy<Value = Conv2dGeometry> {
     (
         (1usize..=2, 1usize..=2, 1usize..=4, 1usize..=13),
         (1usize..=6, 16usize..=70, 1usize..=7, 1usize..=7),
-        (
-            1usize..=3,
-            1usize..=3,
-            0usize..=4,
-            0usize..=4,
-            1usize..=2,
-            1usize..=2,
-        ),
+        steps(),
     )
         .prop_filter_map(
             "not a few-channel geometry with wide rows",
@@ -104,11 +103,12 @@ proptest! {
 
 #[test]
 fn design_shapes_at_small_batch_match_the_reference() {
+    // 3x3 pad 1 at three widths, then 3x3 stride 2, LeNet 5x5, the 7x7 stride-2 stem (cropped).
+    let [c64, c128, c256] = design_3x3_shapes();
     let shapes = [
-        // 3x3 pad 1 at three widths, 3x3 stride 2, LeNet 5x5, the 7x7 stride-2 stem (cropped).
-        Conv2dGeometry::new(2, 64, 64, (32, 32), (3, 3)).with_padding((1, 1)),
-        Conv2dGeometry::new(1, 128, 128, (16, 16), (3, 3)).with_padding((1, 1)),
-        Conv2dGeometry::new(1, 256, 256, (8, 8), (3, 3)).with_padding((1, 1)),
+        c64,
+        c128,
+        c256,
         Conv2dGeometry::new(1, 64, 128, (32, 32), (3, 3))
             .with_stride((2, 2))
             .with_padding((1, 1)),

@@ -4,7 +4,7 @@
 
 use super::{backward_data, forward};
 use crate::conv::direct::backward_weight;
-use crate::conv::test_support::{check_empty_shapes, check_passes, Family};
+use crate::conv::test_support::{check_empty_shapes, check_passes, design_3x3_shapes, Family};
 use crate::Conv2dGeometry;
 use proptest::prelude::*;
 
@@ -61,12 +61,7 @@ fn groups_spanning_images_match_the_reference() {
 
 #[test]
 fn design_shapes_at_small_batch_match_the_reference() {
-    let shapes = [
-        Conv2dGeometry::new(2, 64, 64, (32, 32), (3, 3)).with_padding((1, 1)),
-        Conv2dGeometry::new(1, 128, 128, (16, 16), (3, 3)).with_padding((1, 1)),
-        Conv2dGeometry::new(1, 256, 256, (8, 8), (3, 3)).with_padding((1, 1)),
-    ];
-    for (i, g) in shapes.iter().enumerate() {
+    for (i, g) in design_3x3_shapes().iter().enumerate() {
         check_passes(&FAMILY, g, 400 + i as u64, true);
     }
 }
