@@ -123,6 +123,22 @@ fn design_shapes_at_small_batch_match_the_reference() {
 }
 
 #[test]
+fn stride_4_stems_match_the_reference() {
+    // AlexNet's 11 x 11 stride-4 stem (cropped), whose forward splits each row in 4 column
+    // phases; odd widths and every padding modulo 4, so each phase starts at another column.
+    for (i, (width, pad)) in [(67, 2), (69, 1), (70, 3), (72, 0), (71, 4)]
+        .into_iter()
+        .enumerate()
+    {
+        let g = Conv2dGeometry::new(1, 3, 16, (23, width), (11, 11))
+            .with_stride((4, 4))
+            .with_padding((pad, pad));
+        assert!(super::forward_pixels::applies(&g), "{g:?}");
+        check_all_passes(&g, 30 + i as u64, i % 2 == 0);
+    }
+}
+
+#[test]
 fn inception_asymmetric_kernels_and_groups_match_the_reference() {
     let shapes = [
         Conv2dGeometry::new(2, 24, 20, (9, 9), (1, 7)).with_padding((0, 3)),
