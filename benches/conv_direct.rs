@@ -1,8 +1,8 @@
 //! The direct convolution kernel on the DESIGN.md layer shapes: forward, and forward plus both
 //! backward passes (one training step of the layer), on the rayon pool (2 cores here). The
-//! 3 x 3 stride-1 shapes are also timed with the Winograd kernel that the dispatcher sends them
-//! to (`winograd_vs_direct`: forward and backward-data, each beside the direct kernel's), and
-//! the Winograd passes beside the scalar reference on a small 3 x 3 layer.
+//! 3 x 3 shapes (stride 1 and 2) are also timed with the Winograd kernel that the dispatcher
+//! sends them to (`winograd_vs_direct`: forward and backward-data, each beside the direct
+//! kernel's), and the Winograd passes beside the scalar reference on a small 3 x 3 layer.
 //!
 //! Throughput is reported in elements per second where one element is one FLOP (a multiply-add
 //! counts two), so criterion's `Gelem/s` reads as GFLOP/s. The scalar reference is measured on
@@ -188,7 +188,7 @@ fn versus_reference(c: &mut Criterion) {
     group.finish();
 }
 
-/// Winograd against direct on the 3 x 3 stride-1 shapes, forward and backward-data.
+/// Winograd against direct on the 3 x 3 shapes it serves, forward and backward-data.
 fn winograd_vs_direct(c: &mut Criterion) {
     let mut group = configure(c, "winograd_vs_direct");
     for (name, g) in shapes().into_iter().filter(|(_, g)| winograd::applies(g)) {

@@ -368,38 +368,47 @@ mod tests {
         }
     }
 
-    /// A layer the dispatcher sends to the Winograd kernel (3 x 3, stride 1, 16 channels, two
-    /// images per thread): its gradients by finite differences, and the gradient functions
-    /// against the scalar reference. Odd 5 x 5 outputs leave the last tiles half outside.
+    /// Layers the dispatcher sends to the Winograd kernels (3 x 3, 16 channels, two images per
+    /// thread; stride 1, and stride 2 with padding 1 and 0): their gradients by finite
+    /// differences, and the gradient functions against the scalar reference. Odd outputs leave
+    /// the last tiles partly outside.
     #[test]
     fn winograd_layers_have_the_right_gradients() {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(2)
             .build()
             .unwrap();
+        let layers = [
+            ([4, 16, 5, 5], 1, 1),
+            ([4, 16, 9, 7], 2, 1),
+            ([4, 16, 11, 10], 2, 0),
+        ];
         pool.install(|| {
-            let (input, weight) = (vec![4, 16, 5, 5], vec![16, 16, 3, 3]);
-            let options = Conv2dOptions {
-                padding: (1, 1),
-                ..Default::default()
-            };
-            let g = conv_geometry("test", &input, &weight, None, options).unwrap();
-            assert!(kernels::conv::winograd::applies(&g));
-            let mut rng = Rng::seed(7);
-            let x = Tensor::uniform(&input, -1.0, 1.0, &mut rng);
-            let w = Tensor::uniform(&weight, -1.0, 1.0, &mut rng);
-            let b = Tensor::uniform(&[16], -1.0, 1.0, &mut rng);
-            let r = check_gradients(&[x.clone(), w.clone(), b], |tape, v| {
-                tape.conv2d(v[0], v[1], Some(v[2]), options)
-            });
-            assert!(r.is_ok(), "{}", r.unwrap_err());
+            for (input, stride, pad) in layers {
+                let weight = [16, 16, 3, 3];
+                let options = Conv2dOptions {
+                    stride: (stride, stride),
+                    padding: (pad, pad),
+                    ..Default::default()
+                };
+                let g = conv_geometry("test", &input, &weight, None, options).unwrap();
+                assert!(kernels::conv::winograd::applies(&g), "{g:?}");
+                let mut rng = Rng::seed(7);
+                let x = Tensor::uniform(&input, -1.0, 1.0, &mut rng);
+                let w = Tensor::uniform(&weight, -1.0, 1.0, &mut rng);
+                let b = Tensor::uniform(&[16], -1.0, 1.0, &mut rng);
+                let r = check_gradients(&[x.clone(), w.clone(), b], |tape, v| {
+                    tape.conv2d(v[0], v[1], Some(v[2]), options)
+                });
+                assert!(r.is_ok(), "{g:?}: {}", r.unwrap_err());
 
-            let dy = Tensor::uniform(&out_shape(&g), -1.0, 1.0, &mut rng);
-            let mut dx = vec![0.0; g.input_len()];
-            kernels::conv::reference::conv2d_backward_data(&g, dy.data(), w.data(), &mut dx);
-            let ours = conv2d_input_grad(&input, &w, &dy, options).unwrap();
-            for (a, b) in ours.data().iter().zip(&dx) {
-                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
+                let dy = Tensor::uniform(&out_shape(&g), -1.0, 1.0, &mut rng);
+                let mut dx = vec![0.0; g.input_len()];
+                kernels::conv::reference::conv2d_backward_data(&g, dy.data(), w.data(), &mut dx);
+                let ours = conv2d_input_grad(&input, &w, &dy, options).unwrap();
+                for (a, b) in ours.data().iter().zip(&dx) {
+                    assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{g:?}: {a} vs {b}");
+                }
             }
         });
     }

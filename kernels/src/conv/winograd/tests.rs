@@ -1,6 +1,7 @@
-//! The Winograd passes against the scalar reference: random 3 x 3, stride-1 geometries
+//! The Winograd passes against the scalar reference: random 3 x 3 geometries at stride 1 and 2
 //! (proptest), groups of tiles that span images, the DESIGN layer shapes at a reduced batch, and
-//! empty shapes. Backward-weight is the direct kernel's, checked alongside.
+//! empty shapes; and each one-dimensional scheme against the sums it stands for. Backward-weight
+//! is the direct kernel's, checked alongside.
 
 use super::{backward_data, forward};
 use crate::conv::direct::backward_weight;
@@ -14,19 +15,26 @@ const FAMILY: Family = Family {
     backward_weight,
 };
 
-/// Random 3 x 3 geometries at unit stride: channel counts that are not multiples of the 6-channel
-/// block, odd and even outputs (half-outside tiles), 1 x 1 outputs, padding 0 to 2, and enough
-/// tiles per image for several groups and runs that end mid-vector.
+/// Random 3 x 3 geometries: channel counts that are not multiples of the 6-channel block, odd
+/// and even outputs (tiles partly outside), 1 x 1 outputs, and enough tiles per image for
+/// several groups and runs that end mid-vector. At unit stride padding 0 to 2 on each axis; at
+/// stride 2 padding 0 or 1 on both, with odd and even inputs (whose input gradients end
+/// mid-tile).
 fn geometry() -> impl Strategy<Value = Conv2dGeometry> {
     (
         (1usize..=3, 1usize..=40, 1usize..=40),
         (1usize..=21, 1usize..=21, 0usize..=2, 0usize..=2),
+        any::<bool>(),
     )
         .prop_filter_map(
             "output would be empty",
-            |((batch, cin, cout), (h, w, py, px))| {
-                let g =
-                    Conv2dGeometry::new(batch, cin, cout, (h, w), (3, 3)).with_padding((py, px));
+            |((batch, cin, cout), (h, w, py, px), strided)| {
+                let g = Conv2dGeometry::new(batch, cin, cout, (h, w), (3, 3));
+                let g = if strided {
+                    g.with_stride((2, 2)).with_padding((py % 2, py % 2))
+                } else {
+                    g.with_padding((py, px))
+                };
                 g.validate().is_ok().then_some(g)
             },
         )
@@ -53,6 +61,10 @@ fn groups_spanning_images_match_the_reference() {
         Conv2dGeometry::new(24, 16, 20, (5, 3), (3, 3)).with_padding((1, 1)),
         Conv2dGeometry::new(64, 17, 16, (4, 4), (3, 3)).with_padding((1, 1)),
         Conv2dGeometry::new(32, 20, 18, (9, 7), (3, 3)).with_padding((2, 0)),
+        Conv2dGeometry::new(24, 16, 20, (9, 6), (3, 3))
+            .with_stride((2, 2))
+            .with_padding((1, 1)),
+        Conv2dGeometry::new(32, 20, 17, (11, 8), (3, 3)).with_stride((2, 2)),
     ];
     for (i, g) in shapes.iter().enumerate() {
         pool.install(|| check_passes(&FAMILY, g, 300 + i as u64, i % 2 == 0));
@@ -63,6 +75,68 @@ fn groups_spanning_images_match_the_reference() {
 fn design_shapes_at_small_batch_match_the_reference() {
     for (i, g) in design_3x3_shapes().iter().enumerate() {
         check_passes(&FAMILY, g, 400 + i as u64, true);
+    }
+    // The stride-2 layer: 64 -> 128 channels, 32 x 32 to 16 x 16.
+    let strided = Conv2dGeometry::new(2, 64, 128, (32, 32), (3, 3))
+        .with_stride((2, 2))
+        .with_padding((1, 1));
+    check_passes(&FAMILY, &strided, 410, true);
+}
+
+/// Each scheme's `A^T [(G w) ⊙ (B^T x)]` against the sums it stands for, on random taps and
+/// inputs: at unit stride `y[i] = sum of w[k] x[i + k]`; at stride 2 `y[i] = sum of
+/// w[k] x[2 i + k]`; in backward-data of stride 2, padded position `q` of the input gradient
+/// gets `w[k] dy[m]` for every `2 m + k = q`.
+#[test]
+fn each_scheme_computes_its_sums() {
+    use super::schemes::*;
+    use wide::f32x8;
+
+    fn apply<S: Scheme>(w: [f32; 3], x: &[f32]) -> Vec<f32> {
+        let u = S::kernel_side(w);
+        let mut d = [f32x8::ZERO; MAX_SIDE];
+        for (value, &x) in d.iter_mut().zip(&x[..S::INPUT]) {
+            *value = f32x8::splat(x);
+        }
+        let v = S::input_side(d);
+        let mut m = [f32x8::ZERO; MAX_SIDE];
+        for i in 0..S::SIDE {
+            m[i] = v[i] * f32x8::splat(u[i]);
+        }
+        let y = S::output_side(m);
+        y[..S::OUTPUT].iter().map(|y| y.to_array()[0]).collect()
+    }
+    fn close(a: &[f32], b: &[f32]) {
+        assert_eq!(a.len(), b.len());
+        for (a, b) in a.iter().zip(b) {
+            assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a:?} vs {b:?}");
+        }
+    }
+    let mut rng = crate::test_support::TestRng::new(7);
+    for _ in 0..100 {
+        let w: [f32; 3] = rng.vec(3, -1.0, 1.0).try_into().unwrap();
+        let x = rng.vec(5, -1.0, 1.0);
+        let conv = |i: usize, step: usize| (0..3).map(|k| w[k] * x[step * i + k]).sum::<f32>();
+        close(&apply::<UnitStride>(w, &x), &[conv(0, 1), conv(1, 1)]);
+        close(&apply::<StrideTwo>(w, &x), &[conv(0, 2), conv(1, 2)]);
+        // Backward-data: `dy` is `x`, read from `first`; position `q` gets `w[k] dy[m]` for
+        // `2 m + k = q`, with `dy[m]` at `x[m - origin]` (zero outside).
+        let gather = |q: usize, origin: isize| {
+            (0..3)
+                .filter(|k| (q + 6 - k) % 2 == 0)
+                .map(|k| {
+                    let m = (q as isize - k as isize).div_euclid(2);
+                    x.get(usize::try_from(m - origin).unwrap_or(usize::MAX))
+                        .map_or(0.0, |&dy| w[k] * dy)
+                })
+                .sum::<f32>()
+        };
+        // Even first: positions 4b.. read dy[2b - 1..], here b = 1 so dy[1] is x[0].
+        let even: Vec<f32> = (4..8).map(|q| gather(q, 1)).collect();
+        close(&apply::<StrideTwoBackEven>(w, &x), &even);
+        // Odd first: positions 4b + 1.. read dy[2b..], here b = 1 so dy[2] is x[0].
+        let odd: Vec<f32> = (5..9).map(|q| gather(q, 2)).collect();
+        close(&apply::<StrideTwoBackOdd>(w, &x), &odd);
     }
 }
 
@@ -82,7 +156,15 @@ fn the_dispatcher_sends_3x3_layers_here_and_leaves_the_rest() {
     pool.install(|| {
         let layer = Conv2dGeometry::new(8, 64, 64, (32, 32), (3, 3)).with_padding((1, 1));
         assert!(super::applies(&layer));
-        assert!(!super::applies(&layer.with_stride((2, 2))));
+        // Stride 2 with padding 0 or 1; not 2, nor stride 3.
+        assert!(super::applies(&layer.with_stride((2, 2))));
+        assert!(super::applies(
+            &layer.with_stride((2, 2)).with_padding((0, 0))
+        ));
+        assert!(!super::applies(
+            &layer.with_stride((2, 2)).with_padding((2, 2))
+        ));
+        assert!(!super::applies(&layer.with_stride((3, 3))));
         assert!(!super::applies(&layer.with_dilation((2, 2))));
         assert!(!super::applies(&layer.with_groups(2)));
         assert!(!super::applies(&layer.with_padding((3, 3))));

@@ -1,9 +1,10 @@
 //! The tiles' loops: a convolution's output cut into tasks, each task's tiles into groups, and
-//! each group through the input transform, the 16 products and the output transform (see the
+//! each group through the input transform, the products and the output transform (see the
 //! module docs of `winograd` for the layout and the order).
 
-use super::transform::{self, Run};
-use super::{Weights, BLOCK, POSITIONS};
+use super::schemes::{Scheme, MAX_OUTPUT};
+use super::transform::{self, Run, MAX_POSITIONS};
+use super::{Weights, BLOCK};
 use crate::conv::fill_with_bias;
 use crate::conv::padded::SplitInput;
 use crate::conv::tasks::block_ranges;
@@ -21,10 +22,12 @@ const GROUP_VALUES: usize = 32 * 1024;
 /// Tiles per group, at most.
 const MAX_GROUP: usize = 64;
 
-/// `output = conv(input, U) + bias` for a 3 x 3, stride-1 geometry `g` whose transformed
-/// kernels are `weights`.
-pub(super) fn run(
+/// `output = conv(input, U) + bias` by scheme `S`, where `weights` holds the kernels transformed
+/// by `S`. `g` describes the input (its batch, channels, size and padding) and the output's
+/// channels; the output is `out_height x out_width` per plane.
+pub(super) fn run<S: Scheme>(
     g: &Conv2dGeometry,
+    (out_height, out_width): (usize, usize),
     input: &[f32],
     weights: &Weights,
     bias: Option<&[f32]>,
@@ -33,14 +36,16 @@ pub(super) fn run(
     if input.is_empty() || output.is_empty() {
         return fill_with_bias(g, bias, output);
     }
-    // A run's last vector reads up to 8 values past its row; a tile in the last row of an odd
-    // output reads one padded row past its plane.
-    let phase = (g.in_width + 2 * g.padding.1).div_ceil(2);
-    let slack = 2 * phase + 2 * LANES;
-    let grid = Grid::new(g.out_height(), g.out_width());
+    // A run's last vector reads up to 8 values past its row, and the last row of tiles may
+    // read up to `S::SHIFT + S::INPUT` padded rows past its plane (into the next plane, or these
+    // zeros). What it reads there reaches only outputs past the edge, which are not stored.
+    let split_row = S::STEP * (g.in_width + 2 * g.padding.1).div_ceil(S::STEP);
+    let slack = (S::SHIFT + S::INPUT + 1) * split_row + 2 * LANES;
+    let grid = Grid::new::<S>(out_height, out_width);
     let out_plane = grid.plane();
     let depth = g.in_channels;
-    let group = (GROUP_VALUES / (POSITIONS * depth) / TILE * TILE).clamp(TILE, MAX_GROUP);
+    let positions = S::SIDE * S::SIDE;
+    let group = (GROUP_VALUES / (positions * depth) / TILE * TILE).clamp(TILE, MAX_GROUP);
     let offsets: Vec<u32> = (0..depth)
         .map(|c| u32::try_from(c * (group + LANES)).expect("group exceeds u32"))
         .collect();
@@ -83,24 +88,26 @@ pub(super) fn run(
     }
     tasks
         .into_par_iter()
-        .for_each(|(images, channels, out)| job.task(images, channels, out));
+        .for_each(|(images, channels, out)| job.task::<S>(images, channels, out));
 }
 
-/// The tiles of one image: `rows x columns` tiles of 2 x 2 outputs (the last row or column of
-/// tiles is half outside an odd output).
+/// The tiles of one image: `rows x columns` tiles of `side x side` outputs (the last row or
+/// column of tiles may be partly outside the output).
 #[derive(Clone, Copy)]
 struct Grid {
     rows: usize,
     columns: usize,
+    side: usize,
     out_height: usize,
     out_width: usize,
 }
 
 impl Grid {
-    fn new(out_height: usize, out_width: usize) -> Self {
+    fn new<S: Scheme>(out_height: usize, out_width: usize) -> Self {
         Grid {
-            rows: out_height.div_ceil(2),
-            columns: out_width.div_ceil(2),
+            rows: out_height.div_ceil(S::OUTPUT),
+            columns: out_width.div_ceil(S::OUTPUT),
+            side: S::OUTPUT,
             out_height,
             out_width,
         }
@@ -153,18 +160,18 @@ struct Job<'a> {
     taps: Taps<'a>,
 }
 
-/// Where one tile's 2 x 2 outputs go in a task's slice: the offset of the top-left one in its
-/// first channel's plane, and whether the right column and the bottom row are inside the output.
+/// Where one tile's outputs go in a task's slice: the offset of the top-left one in its first
+/// channel's plane, and how many of its rows and columns are inside the output.
 #[derive(Clone, Copy)]
 struct Slot {
     offset: usize,
-    right: bool,
-    below: bool,
+    rows: usize,
+    columns: usize,
 }
 
 impl Job<'_> {
     /// Output channels `channels` of `images`; `out` is their slice of the output.
-    fn task(
+    fn task<S: Scheme>(
         &self,
         images: std::ops::Range<usize>,
         channels: std::ops::Range<usize>,
@@ -178,24 +185,26 @@ impl Job<'_> {
             batch: images.len(),
             ..*self.g
         };
-        let split = SplitInput::new(&task_geometry, task_input, 2, self.slack);
+        let split = SplitInput::new(&task_geometry, task_input, S::STEP, self.slack);
         let total = images.len() * self.grid.tiles_per_image();
         let image_values = channels.len() * self.grid.plane();
         let stride = self.group + LANES;
-        let mut v = vec![0.0; POSITIONS * self.g.in_channels * stride];
-        let mut m = vec![[[f32x8::ZERO; U]; BLOCK]; POSITIONS * self.group / TILE];
+        let positions = S::SIDE * S::SIDE;
+        let mut v = vec![0.0; positions * self.g.in_channels * stride];
+        let mut m = vec![[[f32x8::ZERO; U]; BLOCK]; positions * self.group / TILE];
         let mut slots = Vec::with_capacity(self.group);
         for start in (0..total).step_by(self.group) {
             let count = self.group.min(total - start);
             slots.clear();
             for (slot, run) in self.grid.runs(start, count) {
-                transform::input(&split, self.g.in_channels, run, &mut v, (slot, stride));
+                transform::input::<S>(&split, self.g.in_channels, run, &mut v, (slot, stride));
+                let side = self.grid.side;
                 for column in run.column..run.column + run.count {
-                    let (y, x) = (2 * run.row, 2 * column);
+                    let (y, x) = (side * run.row, side * column);
                     slots.push(Slot {
                         offset: run.image * image_values + y * self.grid.out_width + x,
-                        right: x + 1 < self.grid.out_width,
-                        below: y + 1 < self.grid.out_height,
+                        rows: side.min(self.grid.out_height - y),
+                        columns: side.min(self.grid.out_width - x),
                     });
                 }
             }
@@ -208,21 +217,21 @@ impl Job<'_> {
                     slots: &slots,
                 };
                 match len {
-                    1 => self.block::<1>(block, &mut m, out),
-                    2 => self.block::<2>(block, &mut m, out),
-                    3 => self.block::<3>(block, &mut m, out),
-                    4 => self.block::<4>(block, &mut m, out),
-                    5 => self.block::<5>(block, &mut m, out),
-                    _ => self.block::<6>(block, &mut m, out),
+                    1 => self.block::<S, 1>(block, &mut m, out),
+                    2 => self.block::<S, 2>(block, &mut m, out),
+                    3 => self.block::<S, 3>(block, &mut m, out),
+                    4 => self.block::<S, 4>(block, &mut m, out),
+                    5 => self.block::<S, 5>(block, &mut m, out),
+                    _ => self.block::<S, 6>(block, &mut m, out),
                 }
             }
         }
     }
 
-    /// One block of `C` output channels over a group of tiles: the 16 products for every 16
-    /// tiles, then the output transform and the stores. `out` starts at the block's first
-    /// channel's plane of the task's first image.
-    fn block<const C: usize>(
+    /// One block of `C` output channels over a group of tiles: the products for every 16 tiles,
+    /// then the output transform and the stores. `out` starts at the block's first channel's
+    /// plane of the task's first image.
+    fn block<S: Scheme, const C: usize>(
         &self,
         Block { first, v, slots }: Block<'_>,
         m: &mut [[[f32x8; U]; BLOCK]],
@@ -232,41 +241,33 @@ impl Job<'_> {
         let sets = count.div_ceil(TILE);
         // One position's `V`: every input channel's slots.
         let position = self.g.in_channels * (self.group + LANES);
-        for xi in 0..POSITIONS {
+        let positions = S::SIDE * S::SIDE;
+        for xi in 0..positions {
             let weights = as_arrays::<C, f32>(self.weights.block(xi, first, C));
             let source = &v[xi * position..][..position];
             for set in 0..sets {
                 let acc = pixel_tile::<C, U>(source, set * TILE, self.taps, weights);
-                m[set * POSITIONS + xi][..C].copy_from_slice(&acc);
+                m[set * positions + xi][..C].copy_from_slice(&acc);
             }
         }
         let (width, plane) = (self.grid.out_width, self.grid.plane());
         for set in 0..sets {
-            let products = &m[set * POSITIONS..][..POSITIONS];
+            let products = &m[set * positions..][..positions];
             for channel in 0..C {
                 let bias = f32x8::splat(self.bias.map_or(0.0, |b| b[first + channel]));
                 let out = &mut out[channel * plane..];
                 for u in 0..U {
-                    let mut tiles = [f32x8::ZERO; POSITIONS];
+                    let mut tiles = [f32x8::ZERO; MAX_POSITIONS];
                     for (tile, product) in tiles.iter_mut().zip(products) {
                         *tile = product[channel][u];
                     }
-                    let [y00, y01, y10, y11] =
-                        transform::output(tiles).map(|y| (y + bias).to_array());
-                    let base = set * TILE + u * LANES;
-                    for (lane, slot) in slots.iter().skip(base).take(LANES).enumerate() {
-                        let at = slot.offset;
-                        out[at] = y00[lane];
-                        if slot.right {
-                            out[at + 1] = y01[lane];
-                        }
-                        if slot.below {
-                            out[at + width] = y10[lane];
-                            if slot.right {
-                                out[at + width + 1] = y11[lane];
-                            }
-                        }
+                    let y = transform::output::<S>(&tiles);
+                    let mut values = [[0.0; LANES]; MAX_OUTPUT * MAX_OUTPUT];
+                    for (value, y) in values.iter_mut().zip(y).take(S::OUTPUT * S::OUTPUT) {
+                        *value = (y + bias).to_array();
                     }
+                    let base = (set * TILE + u * LANES).min(count);
+                    store::<S>(&values, &slots[base..count.min(base + LANES)], width, out);
                 }
             }
         }
@@ -278,4 +279,42 @@ struct Block<'a> {
     first: usize,
     v: &'a [f32],
     slots: &'a [Slot],
+}
+
+/// Stores the outputs of up to 8 tiles, `values[OUTPUT i + j][lane]` for output `(i, j)` of the
+/// tile in `slots[lane]`. When all 8 are whole tiles side by side along one row, which is most
+/// of them, each output row is one run of `8 * OUTPUT` values, interleaved and copied at once.
+#[inline(always)]
+fn store<S: Scheme>(
+    values: &[[f32; LANES]; MAX_OUTPUT * MAX_OUTPUT],
+    slots: &[Slot],
+    width: usize,
+    out: &mut [f32],
+) {
+    let whole = |(lane, slot): (usize, &Slot)| {
+        slot.rows == S::OUTPUT
+            && slot.columns == S::OUTPUT
+            && slot.offset == slots[0].offset + S::OUTPUT * lane
+    };
+    if slots.len() == LANES && slots.iter().enumerate().all(whole) {
+        let mut row = [0.0; LANES * MAX_OUTPUT];
+        for i in 0..S::OUTPUT {
+            for lane in 0..LANES {
+                for j in 0..S::OUTPUT {
+                    row[S::OUTPUT * lane + j] = values[S::OUTPUT * i + j][lane];
+                }
+            }
+            let at = slots[0].offset + i * width;
+            out[at..at + LANES * S::OUTPUT].copy_from_slice(&row[..LANES * S::OUTPUT]);
+        }
+        return;
+    }
+    for (lane, slot) in slots.iter().enumerate() {
+        for i in 0..slot.rows {
+            let row = &mut out[slot.offset + i * width..][..slot.columns];
+            for (j, value) in row.iter_mut().enumerate() {
+                *value = values[S::OUTPUT * i + j][lane];
+            }
+        }
+    }
 }

@@ -1,37 +1,28 @@
-//! The three transforms of F(2 x 2, 3 x 3), each the matrix sandwich of the module docs written
-//! out as additions: the kernel's (`U = G g G^T`, once per call), the input's (`V = B^T d B`, 8
-//! tiles per vector) and the output's (`Y = A^T M A`, 8 tiles per vector).
+//! The three 2-D transforms of a scheme (`schemes.rs`), each its one-dimensional matrix applied
+//! down the columns and then along the rows: the kernel's (`U = G g G^T`, once per call), the
+//! input's (`V = B^T d B`, 8 tiles per vector) and the output's (`Y = A^T M A`, 8 tiles per
+//! vector).
 
+use super::schemes::{Scheme, MAX_OUTPUT, MAX_SIDE};
 use crate::conv::padded::SplitInput;
 use crate::conv::tile::LANES;
 use wide::f32x8;
 
-/// `U = G g G^T` for a 3 x 3 kernel `g` (row-major), as 16 values `U[4i + j]`, with
-/// `G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]`.
-pub(super) fn kernel(g: &[f32; 9]) -> [f32; 16] {
-    // `G` applied to a column (or row) of three values.
-    let side = |a: f32, b: f32, c: f32| [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
-    // Down the columns: `t = G g`, 4 x 3.
-    let columns: [[f32; 4]; 3] = std::array::from_fn(|j| side(g[j], g[3 + j], g[6 + j]));
-    // Along the rows: `U = t G^T`, 4 x 4.
-    let mut u = [0.0; 16];
-    for i in 0..4 {
-        let row = side(columns[0][i], columns[1][i], columns[2][i]);
-        u[4 * i..4 * i + 4].copy_from_slice(&row);
+/// Positions of the largest transformed tile.
+pub(super) const MAX_POSITIONS: usize = MAX_SIDE * MAX_SIDE;
+
+/// `U = G g G^T` for a 3 x 3 kernel `g` (row-major), as `S::SIDE^2` values `U[SIDE i + j]`.
+pub(super) fn kernel<S: Scheme>(g: &[f32; 9]) -> [f32; MAX_POSITIONS] {
+    // Down the columns: `t = G g`, SIDE x 3.
+    let columns: [[f32; MAX_SIDE]; 3] =
+        std::array::from_fn(|j| S::kernel_side([g[j], g[3 + j], g[6 + j]]));
+    // Along the rows: `U = t G^T`, SIDE x SIDE.
+    let mut u = [0.0; MAX_POSITIONS];
+    for i in 0..S::SIDE {
+        let row = S::kernel_side([columns[0][i], columns[1][i], columns[2][i]]);
+        u[S::SIDE * i..S::SIDE * (i + 1)].copy_from_slice(&row[..S::SIDE]);
     }
     u
-}
-
-/// `B^T` applied to four values: `[x0 - x2, x1 + x2, x2 - x1, x1 - x3]`.
-#[inline(always)]
-fn input_side(x: [f32x8; 4]) -> [f32x8; 4] {
-    [x[0] - x[2], x[1] + x[2], x[2] - x[1], x[1] - x[3]]
-}
-
-/// `A^T` applied to four values: `[m0 + m1 + m2, m1 - m2 - m3]`.
-#[inline(always)]
-fn output_side(m: [f32x8; 4]) -> [f32x8; 2] {
-    [m[0] + m[1] + m[2], m[1] - m[2] - m[3]]
 }
 
 /// Where a run of tiles reads its input: tiles `column..column + count` of tile row `row` of one
@@ -49,11 +40,12 @@ pub(super) struct Run {
 /// from `slot` on. Whole vectors are stored, so up to 7 slots past the run are overwritten with
 /// values of no meaning (the caller leaves room for them and fills later slots afterwards).
 ///
-/// Tile `(row, column)` covers padded rows `2 row .. 2 row + 4` and padded columns
-/// `2 column .. 2 column + 4`, which in the split input are, per row, even values
-/// `column, column + 1` and odd values `column, column + 1`: 8 consecutive tiles read 8
-/// consecutive values of each.
-pub(super) fn input(
+/// Tile `(row, column)` covers padded rows and columns from `S::STEP * row + S::SHIFT` and
+/// `S::STEP * column + S::SHIFT`, `S::INPUT` of each. The split input holds padded column `x` at
+/// index `x / S::STEP` of phase `x % S::STEP`, so a tile's column `c` (padded column
+/// `x = S::STEP * column + S::SHIFT + c`) is value `column + (S::SHIFT + c) / S::STEP` of phase
+/// `(S::SHIFT + c) % S::STEP`: 8 consecutive tiles read 8 consecutive values.
+pub(super) fn input<S: Scheme>(
     split: &SplitInput,
     channels: usize,
     run: Run,
@@ -62,28 +54,31 @@ pub(super) fn input(
 ) {
     let source = &split.planes[..];
     let load = |at: usize| f32x8::from(<[f32; LANES]>::try_from(&source[at..at + LANES]).unwrap());
+    // Where column `c` of the first tile starts, from the start of its row.
+    let columns: [usize; MAX_SIDE] = std::array::from_fn(|c| {
+        let x = S::SHIFT + c;
+        (x % S::STEP) * split.phase + x / S::STEP
+    });
     for channel in 0..channels {
-        let first_row = channel * split.height + 2 * run.row;
+        let first_row = channel * split.height + S::STEP * run.row + S::SHIFT;
         let base = run.image * split.image + first_row * split.row + run.column;
         for start in (0..run.count).step_by(LANES) {
-            // `d[r]` is row `r` of the 4 x 4 patches of 8 tiles. (Written out: `array::from_fn`
-            // here was not inlined, a tenth of a forward pass.)
-            let mut d = [[f32x8::ZERO; 4]; 4];
-            for (r, row) in d.iter_mut().enumerate() {
-                let even = base + r * split.row + start;
-                let odd = even + split.phase;
-                *row = [load(even), load(odd), load(even + 1), load(odd + 1)];
+            // Down the columns (`B^T d`): `down[i][c]` is value `i` of column `c`.
+            let mut down = [[f32x8::ZERO; MAX_SIDE]; MAX_SIDE];
+            for (c, &column) in columns.iter().enumerate().take(S::INPUT) {
+                let mut d = [f32x8::ZERO; MAX_SIDE];
+                for (r, value) in d.iter_mut().enumerate().take(S::INPUT) {
+                    *value = load(base + start + r * split.row + column);
+                }
+                let side = S::input_side(d);
+                for i in 0..S::SIDE {
+                    down[i][c] = side[i];
+                }
             }
-            // Down the columns (`B^T d`), then along the rows (`(B^T d) B`).
-            let down = [
-                sub4(d[0], d[2]),
-                add4(d[1], d[2]),
-                sub4(d[2], d[1]),
-                sub4(d[1], d[3]),
-            ];
-            for (i, row) in down.into_iter().enumerate() {
-                for (j, value) in input_side(row).into_iter().enumerate() {
-                    let at = ((4 * i + j) * channels + channel) * stride + slot + start;
+            // Along the rows (`(B^T d) B`).
+            for (i, row) in down.into_iter().enumerate().take(S::SIDE) {
+                for (j, value) in S::input_side(row).into_iter().enumerate().take(S::SIDE) {
+                    let at = ((S::SIDE * i + j) * channels + channel) * stride + slot + start;
                     let dst: &mut [f32; LANES] = (&mut v[at..at + LANES]).try_into().unwrap();
                     *dst = value.to_array();
                 }
@@ -92,25 +87,28 @@ pub(super) fn input(
     }
 }
 
-/// `a - b`, four vectors at a time.
+/// `Y = A^T M A` for 8 tiles: `m[SIDE i + j]` holds position `(i, j)` of their products; the
+/// result holds output `(i, j)` at `OUTPUT i + j`.
 #[inline(always)]
-fn sub4(a: [f32x8; 4], b: [f32x8; 4]) -> [f32x8; 4] {
-    [a[0] - b[0], a[1] - b[1], a[2] - b[2], a[3] - b[3]]
-}
-
-/// `a + b`, four vectors at a time.
-#[inline(always)]
-fn add4(a: [f32x8; 4], b: [f32x8; 4]) -> [f32x8; 4] {
-    [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]]
-}
-
-/// `Y = A^T M A` for 8 tiles: `m[4i + j]` holds position `(i, j)` of their products, the result
-/// is `[y00, y01, y10, y11]` (row-major within each 2 x 2 output block).
-#[inline(always)]
-pub(super) fn output(m: [f32x8; 16]) -> [f32x8; 4] {
-    let column = |j: usize| output_side([m[j], m[4 + j], m[8 + j], m[12 + j]]);
-    let s = [column(0), column(1), column(2), column(3)];
-    let [y00, y01] = output_side([s[0][0], s[1][0], s[2][0], s[3][0]]);
-    let [y10, y11] = output_side([s[0][1], s[1][1], s[2][1], s[3][1]]);
-    [y00, y01, y10, y11]
+pub(super) fn output<S: Scheme>(m: &[f32x8; MAX_POSITIONS]) -> [f32x8; MAX_OUTPUT * MAX_OUTPUT] {
+    // Down the columns: `s[j][i]` is output row `i` of column `j`.
+    let mut s = [[f32x8::ZERO; MAX_OUTPUT]; MAX_SIDE];
+    for (j, column) in s.iter_mut().enumerate().take(S::SIDE) {
+        let mut values = [f32x8::ZERO; MAX_SIDE];
+        for (i, value) in values.iter_mut().enumerate().take(S::SIDE) {
+            *value = m[S::SIDE * i + j];
+        }
+        *column = S::output_side(values);
+    }
+    // Along the rows.
+    let mut y = [f32x8::ZERO; MAX_OUTPUT * MAX_OUTPUT];
+    for i in 0..S::OUTPUT {
+        let mut values = [f32x8::ZERO; MAX_SIDE];
+        for (j, value) in values.iter_mut().enumerate().take(S::SIDE) {
+            *value = s[j][i];
+        }
+        let row = S::output_side(values);
+        y[S::OUTPUT * i..S::OUTPUT * (i + 1)].copy_from_slice(&row[..S::OUTPUT]);
+    }
+    y
 }
