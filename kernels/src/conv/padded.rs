@@ -117,12 +117,15 @@ impl SplitInput {
         let row = stride * phase;
         let image = g.in_channels * height * row;
         let in_plane = g.in_height * g.in_width;
+        // With 4 phases, the padded row's even and odd columns, zero where they are padding.
+        let half = (g.in_width + 2 * pad_w).div_ceil(2);
+        let halves = || vec![0.0; if stride == 4 { 2 * half } else { 0 }];
         let planes = PaddedPlanes::build(g.batch * image + slack, |data| {
             data[g.batch * image..].fill(0.0);
             data[..g.batch * image]
                 .par_chunks_mut(height * row)
                 .zip(input.par_chunks(in_plane))
-                .for_each(|(dst, src)| {
+                .for_each_init(halves, |halves, (dst, src)| {
                     dst[..pad_h * row].fill(0.0);
                     dst[(pad_h + g.in_height) * row..].fill(0.0);
                     let rows = dst[pad_h * row..].chunks_exact_mut(row);
@@ -130,7 +133,7 @@ impl SplitInput {
                         dst_row.fill(0.0);
                         match stride {
                             2 => split_pairs(src_row, dst_row.split_at_mut(phase), pad_w),
-                            4 => split_chunks::<4>(src_row, dst_row, phase, pad_w),
+                            4 => split_quads(src_row, dst_row, phase, halves, pad_w),
                             _ => split_values(src_row, dst_row, stride, phase, pad_w),
                         }
                     }
@@ -159,22 +162,19 @@ fn split_values(src_row: &[f32], dst_row: &mut [f32], stride: usize, phase: usiz
     }
 }
 
-/// One row split in `N` phases of `phase` values, `N` input columns at a time: input column
-/// `N k + r` is padded column `N k + r + pad_w`, value `k + (r + pad_w) / N` of phase
-/// `(r + pad_w) % N`. (The one-value loop of [`split_values`] divides for every value: with 4
-/// phases it was a tenth of a stride-2 Winograd forward.)
-fn split_chunks<const N: usize>(src: &[f32], dst: &mut [f32], phase: usize, pad_w: usize) {
-    let at: [usize; N] = std::array::from_fn(|r| (r + pad_w) % N * phase + (r + pad_w) / N);
-    let chunks = src.chunks_exact(N);
-    let done = src.len() - chunks.remainder().len();
-    for (k, chunk) in chunks.enumerate() {
-        for r in 0..N {
-            dst[at[r] + k] = chunk[r];
-        }
-    }
-    for (r, &value) in src[done..].iter().enumerate() {
-        dst[at[r] + done / N] = value;
-    }
+/// One row split in 4 phases of `phase` values, as two rounds of [`split_pairs`]: the padded
+/// row into its even and odd columns (`halves`, whose padding is zero), then each of those into
+/// its even and odd values, which are phases 0 and 2, and 1 and 3. (The one-value loop of
+/// [`split_values`] divides for every value: with 4 phases it was a tenth of a stride-2
+/// Winograd forward.)
+fn split_quads(src: &[f32], dst: &mut [f32], phase: usize, halves: &mut [f32], pad_w: usize) {
+    let (even, odd) = halves.split_at_mut(halves.len() / 2);
+    split_pairs(src, (&mut *even, &mut *odd), pad_w);
+    let (zero, rest) = dst.split_at_mut(phase);
+    let (one, rest) = rest.split_at_mut(phase);
+    let (two, three) = rest.split_at_mut(phase);
+    split_pairs(even, (zero, two), 0);
+    split_pairs(odd, (one, three), 0);
 }
 
 /// One row split in two phases: input column `x` is padded column `x + pad_w`, which goes to
