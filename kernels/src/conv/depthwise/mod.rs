@@ -49,6 +49,7 @@ mod backward_weight;
 mod channels;
 mod forward;
 mod layout;
+mod narrow;
 #[cfg(test)]
 mod tests;
 

@@ -106,8 +106,34 @@ prop_compose! {
     }
 }
 
+prop_compose! {
+    /// Planes one vector wide under a 3 x 3 kernel with padding 1 (`narrow.rs`): any height
+    /// (blocks of 8 rows and a partial last one), multipliers 1 to 3, several images, so the
+    /// input's first and last rows, which have no neighbour in memory, are read too.
+    fn narrow_planes()(
+        batch in 1usize..=3,
+        channels in 1usize..=6,
+        multiplier in 1usize..=3,
+        height in 1usize..=20,
+    ) -> Conv2dGeometry {
+        Conv2dGeometry::new(batch, channels, channels * multiplier, (height, 8), (3, 3))
+            .with_groups(channels)
+            .with_padding((1, 1))
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn narrow_planes_match_reference(
+        g in narrow_planes(),
+        seed in any::<u64>(),
+        with_bias in any::<bool>(),
+    ) {
+        prop_assert!(super::narrow::applies(&g));
+        check_all(&g, seed, with_bias);
+    }
 
     #[test]
     fn matches_reference(g in geometries(), seed in any::<u64>(), with_bias in any::<bool>()) {
