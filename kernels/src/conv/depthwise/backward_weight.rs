@@ -10,7 +10,7 @@
 //! each grad-output vector is loaded once and multiplied into one accumulator per tap (9
 //! independent FMA chains, enough to hide the latency, all in registers).
 
-use super::{channels, copy_rows, load, load_at, OutputVector, PaddedPlane, LANES};
+use super::{channels, copy_rows, load, load_at, narrow, OutputVector, PaddedPlane, LANES};
 use crate::conv::bias_gradient;
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
@@ -47,6 +47,8 @@ pub fn backward_weight(
     let tap_offsets = layout.tap_offsets(g);
     let vectors = layout.output_vectors(g);
     let want_bias = grad_bias.is_some();
+    // Planes one vector wide read the input in place (`narrow.rs`).
+    let narrow = narrow::applies(g);
     // Checked once here, so the accumulation loops load without checks.
     layout.assert_reads_inside(&vectors, &tap_offsets);
 
@@ -64,7 +66,9 @@ pub fn backward_weight(
             let (first_plane, end_plane) = (task * planes / tasks, (task + 1) * planes / tasks);
             let mut in_channel = first_plane % g.in_channels;
             for plane in first_plane..end_plane {
-                layout.fill(&input[plane * in_plane..][..in_plane], &mut x_scratch);
+                if !narrow {
+                    layout.fill(&input[plane * in_plane..][..in_plane], &mut x_scratch);
+                }
                 let dy = &grad_output[plane * multiplier * out_plane..][..multiplier * out_plane];
                 // Rows of whole vectors are read in place; others are copied with a zero tail
                 // (allocated zeroed, never written).
@@ -89,18 +93,22 @@ pub fn backward_weight(
                     let dy_plane = &dy_planes[m * padded_plane..][..padded_plane];
                     let co = in_channel * multiplier + m;
                     let accs = &mut weight_acc[co * taps..][..taps];
-                    let planes = Planes {
-                        dy: dy_plane,
-                        x: &x_scratch,
-                        vectors: &vectors,
-                    };
-                    for (acc, offsets) in accs
-                        .chunks_mut(TAP_GROUP)
-                        .zip(tap_offsets.chunks(TAP_GROUP))
-                    {
-                        // SAFETY: the windows and offsets were checked against the scratch
-                        // length before the tasks started.
-                        unsafe { planes.accumulate_taps(acc, offsets) };
+                    if narrow {
+                        narrow::accumulate_weight(input, plane * in_plane, dy_plane, accs);
+                    } else {
+                        let planes = Planes {
+                            dy: dy_plane,
+                            x: &x_scratch,
+                            vectors: &vectors,
+                        };
+                        let groups = accs
+                            .chunks_mut(TAP_GROUP)
+                            .zip(tap_offsets.chunks(TAP_GROUP));
+                        for (acc, offsets) in groups {
+                            // SAFETY: the windows and offsets were checked against the scratch
+                            // length before the tasks started.
+                            unsafe { planes.accumulate_taps(acc, offsets) };
+                        }
                     }
                     if want_bias {
                         let mut sum = bias_acc[co];

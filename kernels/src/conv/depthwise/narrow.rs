@@ -1,7 +1,7 @@
 //! Depthwise forward and backward-data on planes exactly one vector wide: 3 x 3 kernels at
 //! stride 1 with padding 1 on maps 8 pixels wide (the 8 x 8 maps of MobileNet and Xception on
 //! small images). Backward-data, with one output channel per input channel, is the same filter
-//! with the kernel turned by 180 degrees.
+//! with the kernel turned by 180 degrees; backward-weight walks the same window.
 //!
 //! There a plane is 8 output vectors and 72 multiply-adds, and the general kernel's scratch
 //! plane, tap tables and blocks of vectors cost several times the arithmetic. Here each input
@@ -124,6 +124,38 @@ fn filter_plane(input: &[f32], start: usize, taps: &[f32; 9], bias: f32, out: &m
         above = middle;
         middle = below;
     }
+}
+
+/// Adds the weight gradient of one plane to `acc` (one vector per tap, summed across lanes by
+/// the caller): `acc[3 ky + kx] += dy[oy] * (shift kx of input row oy + ky - 1)` over the rows
+/// `dy` (of 8) of one output-gradient plane and the input plane at `input[start..]`, with the
+/// same sliding window as the forward pass.
+#[inline(always)]
+pub(super) fn accumulate_weight(input: &[f32], start: usize, dy: &[f32], acc: &mut [f32x8]) {
+    let acc: &mut [f32x8; 9] = acc.try_into().unwrap();
+    let height = dy.len() / LANES;
+    let row = |r: usize| {
+        if r < height {
+            shifted(input, start + r * LANES)
+        } else {
+            [f32x8::ZERO; 3]
+        }
+    };
+    let mut sums = *acc;
+    let mut above = [f32x8::ZERO; 3];
+    let mut middle = row(0);
+    for (oy, d) in dy.chunks_exact(LANES).enumerate() {
+        let below = row(oy + 1);
+        let d = f32x8::from(<[f32; LANES]>::try_from(d).unwrap());
+        for (ky, rows) in [above, middle, below].into_iter().enumerate() {
+            for (kx, x) in rows.into_iter().enumerate() {
+                sums[3 * ky + kx] = d.mul_add(x, sums[3 * ky + kx]);
+            }
+        }
+        above = middle;
+        middle = below;
+    }
+    *acc = sums;
 }
 
 /// Lanes 1 to 7 kept, lane 0 cleared; and lanes 0 to 6 kept, lane 7 cleared.
