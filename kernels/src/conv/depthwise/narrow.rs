@@ -104,13 +104,7 @@ fn filter_plane(input: &[f32], start: usize, taps: &[f32; 9], bias: f32, out: &m
     let height = out.len() / LANES;
     let w: [f32x8; 9] = std::array::from_fn(|t| f32x8::splat(taps[t]));
     let bias = f32x8::splat(bias);
-    let row = |r: usize| {
-        if r < height {
-            shifted(input, start + r * LANES)
-        } else {
-            [f32x8::ZERO; 3]
-        }
-    };
+    let row = |r: usize| plane_row(input, start, height, r);
     let mut above = [f32x8::ZERO; 3];
     let mut middle = row(0);
     for (oy, out) in out.chunks_exact_mut(LANES).enumerate() {
@@ -134,13 +128,7 @@ fn filter_plane(input: &[f32], start: usize, taps: &[f32; 9], bias: f32, out: &m
 pub(super) fn accumulate_weight(input: &[f32], start: usize, dy: &[f32], acc: &mut [f32x8]) {
     let acc: &mut [f32x8; 9] = acc.try_into().unwrap();
     let height = dy.len() / LANES;
-    let row = |r: usize| {
-        if r < height {
-            shifted(input, start + r * LANES)
-        } else {
-            [f32x8::ZERO; 3]
-        }
-    };
+    let row = |r: usize| plane_row(input, start, height, r);
     let mut sums = *acc;
     let mut above = [f32x8::ZERO; 3];
     let mut middle = row(0);
@@ -156,6 +144,17 @@ pub(super) fn accumulate_weight(input: &[f32], start: usize, dy: &[f32], acc: &m
         middle = below;
     }
     *acc = sums;
+}
+
+/// Row `r` of the plane of `height` rows at `input[start..]` as its three shifts
+/// ([`shifted`]), or zeros below the plane (the padding under its last row).
+#[inline(always)]
+fn plane_row(input: &[f32], start: usize, height: usize, r: usize) -> [f32x8; 3] {
+    if r < height {
+        shifted(input, start + r * LANES)
+    } else {
+        [f32x8::ZERO; 3]
+    }
 }
 
 /// Lanes 1 to 7 kept, lane 0 cleared; and lanes 0 to 6 kept, lane 7 cleared.
