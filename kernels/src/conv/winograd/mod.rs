@@ -246,7 +246,7 @@ impl Weights {
         depth: usize,
         kernel: impl Fn(usize, usize) -> [f32; 9] + Sync,
     ) -> Self {
-        let positions = S::SIDE * S::SIDE;
+        let positions = S::POSITIONS;
         let mut packed = vec![0.0; positions * rows * depth];
         packed
             .par_chunks_mut(positions * BLOCK * depth.max(1))

@@ -32,6 +32,8 @@ pub(super) trait Scheme {
     const SIDE: usize;
     /// Outputs one tile gives along an axis.
     const OUTPUT: usize;
+    /// Positions `ξ` of the transformed tile: products per tile and pair of channels.
+    const POSITIONS: usize = Self::SIDE * Self::SIDE;
 
     /// `G`: the kernel taps `[w0, w1, w2]` to `SIDE` values.
     fn kernel_side(w: [f32; 3]) -> [f32; MAX_SIDE];

@@ -44,8 +44,7 @@ pub(super) fn run<S: Scheme>(
     let grid = Grid::new::<S>(out_height, out_width);
     let out_plane = grid.plane();
     let depth = g.in_channels;
-    let positions = S::SIDE * S::SIDE;
-    let group = (GROUP_VALUES / (positions * depth) / TILE * TILE).clamp(TILE, MAX_GROUP);
+    let group = (GROUP_VALUES / (S::POSITIONS * depth) / TILE * TILE).clamp(TILE, MAX_GROUP);
     let offsets: Vec<u32> = (0..depth)
         .map(|c| u32::try_from(c * (group + LANES)).expect("group exceeds u32"))
         .collect();
@@ -189,9 +188,8 @@ impl Job<'_> {
         let total = images.len() * self.grid.tiles_per_image();
         let image_values = channels.len() * self.grid.plane();
         let stride = self.group + LANES;
-        let positions = S::SIDE * S::SIDE;
-        let mut v = vec![0.0; positions * self.g.in_channels * stride];
-        let mut m = vec![[[f32x8::ZERO; U]; BLOCK]; positions * self.group / TILE];
+        let mut v = vec![0.0; S::POSITIONS * self.g.in_channels * stride];
+        let mut m = vec![[[f32x8::ZERO; U]; BLOCK]; S::POSITIONS * self.group / TILE];
         let mut slots = Vec::with_capacity(self.group);
         for start in (0..total).step_by(self.group) {
             let count = self.group.min(total - start);
@@ -241,7 +239,7 @@ impl Job<'_> {
         let sets = count.div_ceil(TILE);
         // One position's `V`: every input channel's slots.
         let position = self.g.in_channels * (self.group + LANES);
-        let positions = S::SIDE * S::SIDE;
+        let positions = S::POSITIONS;
         for xi in 0..positions {
             let weights = as_arrays::<C, f32>(self.weights.block(xi, first, C));
             let source = &v[xi * position..][..position];
