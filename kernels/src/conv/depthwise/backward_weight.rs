@@ -47,7 +47,7 @@ pub fn backward_weight(
     let tap_offsets = layout.tap_offsets(g);
     let vectors = layout.output_vectors(g);
     let want_bias = grad_bias.is_some();
-    // Planes one vector wide read the input in place (`narrow.rs`).
+    // Planes whose rows are whole vectors read the input in place (`narrow.rs`).
     let narrow = narrow::applies(g);
     // Checked once here, so the accumulation loops load without checks.
     layout.assert_reads_inside(&vectors, &tap_offsets);
@@ -94,7 +94,8 @@ pub fn backward_weight(
                     let co = in_channel * multiplier + m;
                     let accs = &mut weight_acc[co * taps..][..taps];
                     if narrow {
-                        narrow::accumulate_weight(input, plane * in_plane, dy_plane, accs);
+                        let (start, width) = (plane * in_plane, g.in_width);
+                        narrow::accumulate_weight(input, start, width, dy_plane, accs);
                     } else {
                         let planes = Planes {
                             dy: dy_plane,

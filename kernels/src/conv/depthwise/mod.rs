@@ -34,9 +34,10 @@
 //! Small maps with one output channel per input channel and output rows narrower than a vector
 //! (the last stages of MobileNet v2 at 32 x 32, down to 1 x 1) go to `channels.rs` instead,
 //! which transposes each image to `[pixel][channel]` and puts eight channels in a vector.
-//! Planes exactly one vector wide under a 3 x 3 kernel at stride 1 with padding 1 (8 x 8 maps)
-//! go to `narrow.rs`, which needs no scratch plane: each input row is loaded once with its two
-//! one-column shifts, and a window of three rows slides down the plane in registers.
+//! Planes whose rows are whole vectors (8, 16, 32, ... wide) under a 3 x 3 kernel at stride 1
+//! with padding 1 go to `narrow.rs`, which needs no scratch plane: it filters the plane in
+//! strips one vector wide, loads each input row of a strip once with its two one-column
+//! shifts, and slides a window of three rows down the strip in registers.
 //!
 //! The innermost loads skip bounds checks (`load_at`, from a base pointer per vector with the
 //! tap's offset as the index) after one check per call of the largest offset the windows

@@ -1,25 +1,27 @@
-//! Depthwise forward and backward-data on planes exactly one vector wide: 3 x 3 kernels at
-//! stride 1 with padding 1 on maps 8 pixels wide (the 8 x 8 maps of MobileNet and Xception on
-//! small images). Backward-data, with one output channel per input channel, is the same filter
-//! with the kernel turned by 180 degrees; backward-weight walks the same window.
+//! Depthwise forward and backward on planes whose rows are whole vectors: 3 x 3 kernels at
+//! stride 1 with padding 1 on maps 8, 16, 32, ... pixels wide (the maps of MobileNet and
+//! Xception on small images, and most of them at 224 x 224). Backward-data, with one output
+//! channel per input channel, is the same filter with the kernel turned by 180 degrees;
+//! backward-weight walks the same window.
 //!
-//! There a plane is 8 output vectors and 72 multiply-adds, and the general kernel's scratch
-//! plane, tap tables and blocks of vectors cost several times the arithmetic. Here each input
-//! row is loaded once as three vectors: itself, and itself shifted one column right and one
-//! left, read one value before and one after it with the lane that falls outside the row set
-//! to zero (a bitwise mask, so whatever the neighbouring row holds never reaches the sum). Tap
-//! `(ky, kx)` of output row `o` is then shift `kx` of input row `o + ky - 1`: 9 FMAs per output
-//! row, on values already in registers.
-
-use super::{planes_per_task, LANES};
+//! The plane is cut into strips one vector wide, and each strip is filtered down its rows.
+//! Each input row of a strip is loaded once as three vectors: itself, and itself shifted one
+//! column right and one left, read one value before and one after it. In the first strip the
+//! lane left of the row is set to zero, and in the last strip the lane right of it, with a
+//! bitwise mask, so whatever the neighbouring row holds never reaches the sum; inner strips
+//! read their true neighbours. Tap `(ky, kx)` of output row `o` is then shift `kx` of input row
+//! `o + ky - 1`: 9 FMAs per output vector on values already in registers, and 3 loads, where
+//! the general kernel makes 9 loads from a padded copy of the plane it first has to write.
+use super::{load_at, planes_per_task, LANES};
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
 use wide::f32x8;
 
 /// Whether `g`'s forward is served here: a 3 x 3 kernel at unit stride and dilation with
-/// padding 1, on input rows of exactly 8 values (so output rows are too).
+/// padding 1, on input rows of whole vectors (so output rows are the same).
 pub(super) fn applies(g: &Conv2dGeometry) -> bool {
-    g.in_width == LANES
+    g.in_width % LANES == 0
+        && g.in_width > 0
         && (g.kernel_height, g.kernel_width) == (3, 3)
         && g.stride == (1, 1)
         && g.padding == (1, 1)
@@ -63,7 +65,8 @@ fn run(
 ) {
     debug_assert!(applies(g));
     let multiplier = g.out_channels / g.in_channels;
-    let plane = g.in_height * LANES;
+    let width = g.in_width;
+    let plane = g.in_height * width;
     let out_group = multiplier * plane;
     let planes = g.batch * g.in_channels;
     if planes == 0 || plane == 0 {
@@ -86,7 +89,7 @@ fn run(
                         taps.reverse();
                     }
                     let bias = bias.map_or(0.0, |b| b[co]);
-                    filter_plane(source, start, &taps, bias, out);
+                    filter_plane(source, start, width, &taps, bias, out);
                 }
                 in_channel += 1;
                 if in_channel == g.in_channels {
@@ -96,64 +99,180 @@ fn run(
         });
 }
 
-/// One output plane (`out`, rows of 8) from the input plane at `input[start..]` of as many
-/// rows. A window of three input rows slides down the plane; each output row sums them as
-/// three independent chains of 3 FMAs, so consecutive rows overlap in the pipeline.
+/// One output plane (`out`, rows of `width`) from the input plane at `input[start..]` of as
+/// many rows, strip by strip. A window of three input rows slides down each strip; each output
+/// vector sums them as three independent chains of 3 FMAs, so consecutive rows overlap in the
+/// pipeline.
 #[inline(always)]
-fn filter_plane(input: &[f32], start: usize, taps: &[f32; 9], bias: f32, out: &mut [f32]) {
-    let height = out.len() / LANES;
+fn filter_plane(
+    input: &[f32],
+    start: usize,
+    width: usize,
+    taps: &[f32; 9],
+    bias: f32,
+    out: &mut [f32],
+) {
+    let height = out.len() / width;
     let w: [f32x8; 9] = std::array::from_fn(|t| f32x8::splat(taps[t]));
     let bias = f32x8::splat(bias);
-    let row = |r: usize| plane_row(input, start, height, r);
-    let mut above = [f32x8::ZERO; 3];
-    let mut middle = row(0);
-    for (oy, out) in out.chunks_exact_mut(LANES).enumerate() {
-        let below = row(oy + 1);
-        let top = above[0].mul_add(w[0], above[1].mul_add(w[1], above[2] * w[2]));
-        let centre =
-            middle[0].mul_add(w[3], middle[1].mul_add(w[4], middle[2].mul_add(w[5], bias)));
-        let bottom = below[0].mul_add(w[6], below[1].mul_add(w[7], below[2] * w[8]));
-        let out: &mut [f32; LANES] = out.try_into().unwrap();
-        *out = (top + centre + bottom).to_array();
-        above = middle;
-        middle = below;
+    for column in (0..width).step_by(LANES) {
+        let strip = Strip::new(input, start, width, height, column);
+        let mut above = [f32x8::ZERO; 3];
+        let mut middle = strip.row(0);
+        for oy in 0..height {
+            let below = strip.row(oy + 1);
+            let top = above[0].mul_add(w[0], above[1].mul_add(w[1], above[2] * w[2]));
+            let centre =
+                middle[0].mul_add(w[3], middle[1].mul_add(w[4], middle[2].mul_add(w[5], bias)));
+            let bottom = below[0].mul_add(w[6], below[1].mul_add(w[7], below[2] * w[8]));
+            let out: &mut [f32; LANES] = (&mut out[oy * width + column..][..LANES])
+                .try_into()
+                .unwrap();
+            *out = (top + centre + bottom).to_array();
+            above = middle;
+            middle = below;
+        }
     }
 }
 
 /// Adds the weight gradient of one plane to `acc` (one vector per tap, summed across lanes by
 /// the caller): `acc[3 ky + kx] += dy[oy] * (shift kx of input row oy + ky - 1)` over the rows
-/// `dy` (of 8) of one output-gradient plane and the input plane at `input[start..]`, with the
-/// same sliding window as the forward pass.
+/// (of `width`) of one output-gradient plane `dy` and the input plane at `input[start..]`,
+/// strip by strip. The loop runs over input rows: row `r`'s three shifts meet the gradient
+/// rows `r + 1` (taps `ky = 0`), `r` and `r - 1`, loaded again from L1 rather than kept, so
+/// the 9 accumulators, the shifts and the gradient vectors fit in the registers.
 #[inline(always)]
-pub(super) fn accumulate_weight(input: &[f32], start: usize, dy: &[f32], acc: &mut [f32x8]) {
+pub(super) fn accumulate_weight(
+    input: &[f32],
+    start: usize,
+    width: usize,
+    dy: &[f32],
+    acc: &mut [f32x8],
+) {
     let acc: &mut [f32x8; 9] = acc.try_into().unwrap();
-    let height = dy.len() / LANES;
-    let row = |r: usize| plane_row(input, start, height, r);
+    let height = dy.len() / width;
+    assert_eq!(dy.len(), height * width);
     let mut sums = *acc;
-    let mut above = [f32x8::ZERO; 3];
-    let mut middle = row(0);
-    for (oy, d) in dy.chunks_exact(LANES).enumerate() {
-        let below = row(oy + 1);
-        let d = f32x8::from(<[f32; LANES]>::try_from(d).unwrap());
-        for (ky, rows) in [above, middle, below].into_iter().enumerate() {
-            for (kx, x) in rows.into_iter().enumerate() {
-                sums[3 * ky + kx] = d.mul_add(x, sums[3 * ky + kx]);
+    for column in (0..width).step_by(LANES) {
+        let strip = Strip::new(input, start, width, height, column);
+        // Gradient row `oy` of the strip, or zeros outside the plane.
+        let d = |oy: usize| {
+            if oy < height {
+                super::load(dy, oy * width + column)
+            } else {
+                f32x8::ZERO
+            }
+        };
+        for r in 0..height {
+            let (x, d) = if strip.is_inner(r) {
+                let at = |oy: usize| oy * width + column;
+                // SAFETY: an inner row has gradient rows `r - 1` to `r + 1` in the plane, and
+                // `dy` is exactly the plane (asserted above).
+                unsafe {
+                    let dy = dy.as_ptr();
+                    let d = [at(r + 1), at(r), at(r - 1)].map(|at| load_at(dy, at));
+                    (strip.inner_row(r), d)
+                }
+            } else {
+                let d = [d(r + 1), d(r), r.checked_sub(1).map_or(f32x8::ZERO, d)];
+                (strip.edge_row(r), d)
+            };
+            for (ky, d) in d.into_iter().enumerate() {
+                for (kx, x) in x.into_iter().enumerate() {
+                    sums[3 * ky + kx] = d.mul_add(x, sums[3 * ky + kx]);
+                }
             }
         }
-        above = middle;
-        middle = below;
     }
     *acc = sums;
 }
 
-/// Row `r` of the plane of `height` rows at `input[start..]` as its three shifts
-/// ([`shifted`]), or zeros below the plane (the padding under its last row).
-#[inline(always)]
-fn plane_row(input: &[f32], start: usize, height: usize, r: usize) -> [f32x8; 3] {
-    if r < height {
-        shifted(input, start + r * LANES)
-    } else {
-        [f32x8::ZERO; 3]
+/// The columns `column..column + 8` of every row of the plane of `height` rows of `width` at
+/// `input[start..]`, with the masks its shifts need: only the first strip has no column left of
+/// it, and only the last none right of it.
+#[derive(Clone, Copy)]
+struct Strip<'a> {
+    input: &'a [f32],
+    /// Where the strip's first row starts in `input`.
+    at: usize,
+    width: usize,
+    height: usize,
+    left: f32x8,
+    right: f32x8,
+}
+
+impl<'a> Strip<'a> {
+    /// Panics unless the plane is inside `input` and `column` is a whole vector of its rows:
+    /// the check the unchecked loads of [`Strip::inner_row`] rest on.
+    #[inline(always)]
+    fn new(input: &'a [f32], start: usize, width: usize, height: usize, column: usize) -> Self {
+        assert!(start + height * width <= input.len() && column + LANES <= width);
+        let all = f32x8::from([KEEP; LANES]);
+        Strip {
+            input,
+            at: start + column,
+            width,
+            height,
+            left: if column == 0 {
+                f32x8::from(NOT_FIRST)
+            } else {
+                all
+            },
+            right: if column + LANES == width {
+                f32x8::from(NOT_LAST)
+            } else {
+                all
+            },
+        }
+    }
+
+    /// Whether row `r` has a row of the plane above and below it. Its one-column shifts then
+    /// read inside the plane, past the row's ends only into the rows around it.
+    #[inline(always)]
+    fn is_inner(&self, r: usize) -> bool {
+        r >= 1 && r + 2 <= self.height
+    }
+
+    /// Row `r` of the strip as its three shifts, or zeros below the plane (the padding under
+    /// its last row).
+    #[inline(always)]
+    fn row(&self, r: usize) -> [f32x8; 3] {
+        if self.is_inner(r) {
+            // SAFETY: checked just above.
+            unsafe { self.inner_row(r) }
+        } else {
+            self.edge_row(r)
+        }
+    }
+
+    /// [`Strip::row`] for any row, with every load checked ([`shifted`]).
+    #[inline(always)]
+    fn edge_row(&self, r: usize) -> [f32x8; 3] {
+        if r < self.height {
+            shifted(self.input, self.at + r * self.width, self.left, self.right)
+        } else {
+            [f32x8::ZERO; 3]
+        }
+    }
+
+    /// [`Strip::row`] for an inner row, without bounds checks.
+    ///
+    /// # Safety
+    /// `self.is_inner(r)`.
+    #[inline(always)]
+    unsafe fn inner_row(&self, r: usize) -> [f32x8; 3] {
+        let at = self.at + r * self.width;
+        let base = self.input.as_ptr();
+        // SAFETY: `Strip::new` checked that the plane is inside `input`; an inner row's vector
+        // starts at least a row (8 values) after the plane's start and ends at least a row
+        // before its end, so one value before and after it are inside too.
+        unsafe {
+            [
+                load_at(base, at - 1) & self.left,
+                load_at(base, at),
+                load_at(base, at + 1) & self.right,
+            ]
+        }
     }
 }
 
@@ -162,16 +281,18 @@ const KEEP: f32 = f32::from_bits(u32::MAX);
 const NOT_FIRST: [f32; LANES] = [0.0, KEEP, KEEP, KEEP, KEEP, KEEP, KEEP, KEEP];
 const NOT_LAST: [f32; LANES] = [KEEP, KEEP, KEEP, KEEP, KEEP, KEEP, KEEP, 0.0];
 
-/// The row of 8 at `input[at..]` as `[left, row, right]`: lane `x` of `left` is column `x - 1`
-/// and of `right` column `x + 1`, zero where that is outside the row.
+/// The 8 values at `input[at..]` as `[left, row, right]`: lane `x` of `left` is the value
+/// before lane `x` and of `right` the value after it, each masked (`keep_left`, `keep_right`)
+/// where that is outside the row.
 #[inline(always)]
-fn shifted(input: &[f32], at: usize) -> [f32x8; 3] {
+fn shifted(input: &[f32], at: usize, keep_left: f32x8, keep_right: f32x8) -> [f32x8; 3] {
     let load = |at: usize| f32x8::from(<[f32; LANES]>::try_from(&input[at..at + LANES]).unwrap());
     let row = load(at);
     let values = row.to_array();
-    // The first row of the input has nothing before it, and the last nothing after it.
+    // The first row of the input has nothing before it, and the last nothing after it; those
+    // vectors are in the first and the last strip, whose masks clear that lane.
     let left = match at.checked_sub(1) {
-        Some(before) => load(before) & f32x8::from(NOT_FIRST),
+        Some(before) => load(before) & keep_left,
         None => f32x8::from(std::array::from_fn(|x| {
             if x == 0 {
                 0.0
@@ -181,7 +302,7 @@ fn shifted(input: &[f32], at: usize) -> [f32x8; 3] {
         })),
     };
     let right = if at + LANES < input.len() {
-        load(at + 1) & f32x8::from(NOT_LAST)
+        load(at + 1) & keep_right
     } else {
         f32x8::from(std::array::from_fn(|x| {
             values.get(x + 1).copied().unwrap_or(0.0)

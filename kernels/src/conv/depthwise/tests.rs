@@ -107,16 +107,18 @@ prop_compose! {
 }
 
 prop_compose! {
-    /// Planes one vector wide under a 3 x 3 kernel with padding 1 (`narrow.rs`): any height
-    /// (blocks of 8 rows and a partial last one), multipliers 1 to 3, several images, so the
-    /// input's first and last rows, which have no neighbour in memory, are read too.
+    /// Planes whose rows are whole vectors under a 3 x 3 kernel with padding 1 (`narrow.rs`):
+    /// 1 to 4 strips, any height (so planes with no inner row, one, and many), multipliers 1 to
+    /// 3, several images, so the input's first and last rows, which have no neighbour in
+    /// memory, are read too.
     fn narrow_planes()(
         batch in 1usize..=3,
         channels in 1usize..=6,
         multiplier in 1usize..=3,
         height in 1usize..=20,
+        strips in 1usize..=4,
     ) -> Conv2dGeometry {
-        Conv2dGeometry::new(batch, channels, channels * multiplier, (height, 8), (3, 3))
+        Conv2dGeometry::new(batch, channels, channels * multiplier, (height, 8 * strips), (3, 3))
             .with_groups(channels)
             .with_padding((1, 1))
     }
