@@ -36,6 +36,33 @@ pub(crate) unsafe fn split_pairs_raw(pairs: *const f32, even: *mut f32, odd: *mu
     }
 }
 
+/// From eight values `v`, `[v0, v0, v1, v1, v2, v2, v3, v3]` and
+/// `[v1, v1, v2, v2, v3, v3, v4, v4]`: each of the first five values twice, for spreading a
+/// row over twice as many columns.
+#[inline(always)]
+pub(crate) fn spread_pairs(v: &[f32; LANES]) -> ([f32; LANES], [f32; LANES]) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    // SAFETY: eight values in, two arrays of eight out; the target has AVX2 (checked at
+    // compile time).
+    unsafe {
+        use std::arch::x86_64::*;
+        let values = _mm256_loadu_ps(v.as_ptr());
+        let low = _mm256_permutevar8x32_ps(values, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+        let high = _mm256_permutevar8x32_ps(values, _mm256_setr_epi32(1, 1, 2, 2, 3, 3, 4, 4));
+        let (mut a, mut b) = ([0.0; LANES], [0.0; LANES]);
+        _mm256_storeu_ps(a.as_mut_ptr(), low);
+        _mm256_storeu_ps(b.as_mut_ptr(), high);
+        (a, b)
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
+    {
+        (
+            std::array::from_fn(|l| v[l / 2]),
+            std::array::from_fn(|l| v[l / 2 + 1]),
+        )
+    }
+}
+
 /// The even- and odd-indexed halves of sixteen consecutive values: `(pairs[0], pairs[2], ...)`
 /// and `(pairs[1], pairs[3], ...)`.
 #[inline(always)]
@@ -56,5 +83,12 @@ mod tests {
         let (even, odd) = split_pairs(&pairs);
         assert_eq!(even, [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0]);
         assert_eq!(odd, [1.0, 3.0, 5.0, 7.0, 9.0, 11.0, 13.0, 15.0]);
+    }
+
+    #[test]
+    fn spread_pairs_doubles_each_value() {
+        let (a, b) = spread_pairs(&std::array::from_fn(|i| i as f32));
+        assert_eq!(a, [0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0]);
+        assert_eq!(b, [1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0]);
     }
 }

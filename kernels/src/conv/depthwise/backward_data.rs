@@ -11,7 +11,7 @@
 //! otherwise they are stored contiguously per phase in a staging plane and interleaved back
 //! into column order once per plane.
 
-use super::{channels, copy_rows, load_at, narrow, planes_per_task, store, LANES};
+use super::{channels, copy_rows, load_at, narrow, planes_per_task, store, stride_two, LANES};
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
 use wide::f32x8;
@@ -166,6 +166,9 @@ pub fn backward_data(
     }
     if narrow::applies(g) && g.out_channels == g.in_channels {
         return narrow::backward_data(g, grad_output, weight, grad_input);
+    }
+    if stride_two::applies(g) {
+        return stride_two::backward_data(g, grad_output, weight, grad_input);
     }
     let in_plane = g.in_height * g.in_width;
     if in_plane == 0 {

@@ -54,6 +54,7 @@ mod channels;
 mod forward;
 mod layout;
 mod narrow;
+mod stride_two;
 #[cfg(test)]
 mod tests;
 

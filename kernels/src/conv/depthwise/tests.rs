@@ -124,6 +124,23 @@ prop_compose! {
     }
 }
 
+prop_compose! {
+    /// Stride-2 planes with rows of whole vectors under a 3 x 3 kernel with padding 1
+    /// (`stride_two.rs` for backward-data): odd and even heights, 1 to 4 strips, several
+    /// images, so the last strip's lane past the row reads the next row (or nothing).
+    fn stride_two_planes()(
+        batch in 1usize..=3,
+        channels in 1usize..=6,
+        height in 1usize..=20,
+        strips in 1usize..=4,
+    ) -> Conv2dGeometry {
+        Conv2dGeometry::new(batch, channels, channels, (height, 8 * strips), (3, 3))
+            .with_groups(channels)
+            .with_padding((1, 1))
+            .with_stride((2, 2))
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(128))]
 
@@ -134,6 +151,16 @@ proptest! {
         with_bias in any::<bool>(),
     ) {
         prop_assert!(super::narrow::applies(&g));
+        check_all(&g, seed, with_bias);
+    }
+
+    #[test]
+    fn stride_two_planes_match_reference(
+        g in stride_two_planes(),
+        seed in any::<u64>(),
+        with_bias in any::<bool>(),
+    ) {
+        prop_assert!(super::stride_two::applies(&g));
         check_all(&g, seed, with_bias);
     }
 

@@ -1,0 +1,146 @@
+//! Depthwise backward-data at stride 2 on rows of whole vectors: 3 x 3 kernels with padding 1,
+//! one output channel per input channel, even input widths that are multiples of 8 (the
+//! downsampling layers of MobileNet on 32 x 32 and 16 x 16 maps).
+//!
+//! The general kernel stages the input gradient phase by phase and interleaves it back, which
+//! writes every value twice and spends more time than the arithmetic. Here each output vector
+//! of the input gradient, 8 columns `8j..8j + 8`, is built directly. Column `2c` is reached
+//! only by tap `kx = 1` from gradient column `c`; column `2c + 1` by tap `kx = 2` from column
+//! `c` and by tap `kx = 0` from column `c + 1`. So from the gradient row's values
+//! `d = dy[4j..]`, two vectors do it all:
+//!
+//! ```text
+//! a = [d0, d0, d1, d1, d2, d2, d3, d3]    times [w1, w2, w1, w2, ...] (taps kx = 1, 2)
+//! b = [d1, d1, d2, d2, d3, d3, d4, d4]    times [ 0, w0,  0, w0, ...] (tap kx = 0)
+//! ```
+//!
+//! and rows go the same way: input row `2r` is tap row `ky = 1` of gradient row `r`, and row
+//! `2r + 1` is tap row 0 of gradient row `r + 1` plus tap row 2 of gradient row `r`. The
+//! plane is filtered in strips one vector wide, walking down the gradient rows; each row is
+//! one load, two lane permutations and six multiply-adds for two output vectors.
+
+use super::{planes_per_task, LANES};
+use crate::shuffle::spread_pairs;
+use crate::Conv2dGeometry;
+use rayon::prelude::*;
+use wide::f32x8;
+
+/// Whether `g`'s backward-data is served here.
+pub(super) fn applies(g: &Conv2dGeometry) -> bool {
+    (g.kernel_height, g.kernel_width) == (3, 3)
+        && g.stride == (2, 2)
+        && g.padding == (1, 1)
+        && g.dilation == (1, 1)
+        && g.out_channels == g.in_channels
+        && g.in_width % LANES == 0
+        && g.in_width > 0
+        && g.in_height > 0
+}
+
+/// `grad_input = d(loss)/d(input)` for geometries where [`applies`] holds.
+pub(super) fn backward_data(
+    g: &Conv2dGeometry,
+    grad_output: &[f32],
+    weight: &[f32],
+    grad_input: &mut [f32],
+) {
+    debug_assert!(applies(g));
+    let in_plane = g.in_height * g.in_width;
+    let out_plane = g.out_height() * g.out_width();
+    let planes = g.batch * g.in_channels;
+    if planes == 0 {
+        return;
+    }
+    let chunk = planes_per_task(planes);
+    grad_input
+        .par_chunks_mut(chunk * in_plane)
+        .enumerate()
+        .for_each(|(task, dx_chunk)| {
+            let first_plane = task * chunk;
+            // A counter, not `%` per plane (see `forward.rs`).
+            let mut channel = first_plane % g.in_channels;
+            for (local, dx) in dx_chunk.chunks_exact_mut(in_plane).enumerate() {
+                let start = (first_plane + local) * out_plane;
+                let taps: &[f32; 9] = weight[channel * 9..][..9].try_into().unwrap();
+                spread_plane(grad_output, start, g.out_width(), taps, dx, g.in_width);
+                channel += 1;
+                if channel == g.in_channels {
+                    channel = 0;
+                }
+            }
+        });
+}
+
+/// One input-gradient plane (`dx`, rows of `in_width`) from the gradient plane at
+/// `dy[start..]` (rows of `out_width`, `in_width / 2`), strip by strip.
+#[inline(always)]
+fn spread_plane(
+    dy: &[f32],
+    start: usize,
+    out_width: usize,
+    taps: &[f32; 9],
+    dx: &mut [f32],
+    in_width: usize,
+) {
+    let in_height = dx.len() / in_width;
+    let out_height = in_height.div_ceil(2);
+    // Per tap row: `[w1, w2, w1, w2, ...]` and `[0, w0, 0, w0, ...]`.
+    let near: [f32x8; 3] =
+        std::array::from_fn(|ky| f32x8::from(std::array::from_fn(|l| taps[3 * ky + 1 + l % 2])));
+    let far: [f32x8; 3] = std::array::from_fn(|ky| {
+        f32x8::from(std::array::from_fn(|l| {
+            if l % 2 == 1 {
+                taps[3 * ky]
+            } else {
+                0.0
+            }
+        }))
+    });
+    for column in (0..in_width).step_by(LANES) {
+        // Lane 7 of `b` is gradient column `column / 2 + 4`, past the row in the last strip:
+        // cleared there, whatever the next row holds.
+        let keep = if column + LANES == in_width {
+            NOT_LAST
+        } else {
+            [KEEP; LANES]
+        };
+        let keep = f32x8::from(keep);
+        let row = |r: usize| {
+            let (a, b) = spread_pairs(&eight_from(dy, start + r * out_width + column / 2));
+            (f32x8::from(a), f32x8::from(b) & keep)
+        };
+        let mut store = |iy: usize, v: f32x8| {
+            let out: &mut [f32; LANES] = (&mut dx[iy * in_width + column..][..LANES])
+                .try_into()
+                .unwrap();
+            *out = v.to_array();
+        };
+        // Tap row 2 of the gradient row above, waiting for tap row 0 of the next one.
+        let mut pending = f32x8::ZERO;
+        for r in 0..out_height {
+            let (a, b) = row(r);
+            let part = |ky: usize| a.mul_add(near[ky], b * far[ky]);
+            if r > 0 {
+                store(2 * r - 1, pending + part(0));
+            }
+            store(2 * r, part(1));
+            pending = part(2);
+        }
+        if 2 * out_height - 1 < in_height {
+            store(2 * out_height - 1, pending);
+        }
+    }
+}
+
+/// The 8 values at `values[at..]`, zeros past the end of `values`.
+#[inline(always)]
+fn eight_from(values: &[f32], at: usize) -> [f32; LANES] {
+    match values.get(at..at + LANES) {
+        Some(eight) => eight.try_into().unwrap(),
+        None => std::array::from_fn(|i| values.get(at + i).copied().unwrap_or(0.0)),
+    }
+}
+
+/// All lanes kept, and lanes 0 to 6 kept with lane 7 cleared (bitwise masks).
+const KEEP: f32 = f32::from_bits(u32::MAX);
+const NOT_LAST: [f32; LANES] = [KEEP, KEEP, KEEP, KEEP, KEEP, KEEP, KEEP, 0.0];
