@@ -63,6 +63,28 @@ pub(crate) fn spread_pairs(v: &[f32; LANES]) -> ([f32; LANES], [f32; LANES]) {
     }
 }
 
+/// `[first, v0, v1, ..., v6]`: the lanes moved up by one, `first` into lane 0.
+#[inline(always)]
+pub(crate) fn shift_in(first: f32, v: &[f32; LANES]) -> [f32; LANES] {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    // SAFETY: eight values in, eight out; the target has AVX2 (checked at compile time).
+    unsafe {
+        use std::arch::x86_64::*;
+        let values = _mm256_loadu_ps(v.as_ptr());
+        let moved = _mm256_permutevar8x32_ps(values, _mm256_setr_epi32(0, 0, 1, 2, 3, 4, 5, 6));
+        let mut out = [0.0; LANES];
+        _mm256_storeu_ps(
+            out.as_mut_ptr(),
+            _mm256_blend_ps::<1>(moved, _mm256_set1_ps(first)),
+        );
+        out
+    }
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
+    {
+        std::array::from_fn(|l| if l == 0 { first } else { v[l - 1] })
+    }
+}
+
 /// The even- and odd-indexed halves of sixteen consecutive values: `(pairs[0], pairs[2], ...)`
 /// and `(pairs[1], pairs[3], ...)`.
 #[inline(always)]
@@ -83,6 +105,15 @@ mod tests {
         let (even, odd) = split_pairs(&pairs);
         assert_eq!(even, [0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0]);
         assert_eq!(odd, [1.0, 3.0, 5.0, 7.0, 9.0, 11.0, 13.0, 15.0]);
+    }
+
+    #[test]
+    fn shift_in_moves_lanes_up() {
+        let v: [f32; 8] = std::array::from_fn(|i| i as f32 + 1.0);
+        assert_eq!(
+            shift_in(-1.0, &v),
+            [-1.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+        );
     }
 
     #[test]

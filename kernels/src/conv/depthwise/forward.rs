@@ -2,7 +2,9 @@
 //! `multiplier` output planes in blocks of 8 output vectors (anywhere in the plane, so small
 //! planes fill a block too), each with its own accumulator, over all taps.
 
-use super::{channels, load_at, narrow, planes_per_task, store, OutputVector, PaddedPlane};
+use super::{
+    channels, load_at, narrow, planes_per_task, store, stride_two, OutputVector, PaddedPlane,
+};
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
 use wide::f32x8;
@@ -20,6 +22,9 @@ pub fn forward(
     }
     if narrow::applies(g) {
         return narrow::forward(g, input, weight, bias, output);
+    }
+    if stride_two::applies(g) {
+        return stride_two::forward(g, input, weight, bias, output);
     }
     let multiplier = g.out_channels / g.in_channels;
     let in_plane = g.in_height * g.in_width;
