@@ -12,9 +12,8 @@
 //! read their true neighbours. Tap `(ky, kx)` of output row `o` is then shift `kx` of input row
 //! `o + ky - 1`: 9 FMAs per output vector on values already in registers, and 3 loads, where
 //! the general kernel makes 9 loads from a padded copy of the plane it first has to write.
-use super::{load_at, planes_per_task, LANES};
+use super::{for_each_plane, load_at, LANES};
 use crate::Conv2dGeometry;
-use rayon::prelude::*;
 use wide::f32x8;
 
 /// Whether `g`'s forward is served here: a 3 x 3 kernel at unit stride and dilation with
@@ -68,35 +67,23 @@ fn run(
     let width = g.in_width;
     let plane = g.in_height * width;
     let out_group = multiplier * plane;
-    let planes = g.batch * g.in_channels;
-    if planes == 0 || plane == 0 {
-        return;
-    }
-    let chunk = planes_per_task(planes);
-    output
-        .par_chunks_mut(chunk * out_group)
-        .enumerate()
-        .for_each(|(task, out_chunk)| {
-            let first_plane = task * chunk;
-            // A counter, not `%` per plane (see `forward.rs`).
-            let mut in_channel = first_plane % g.in_channels;
-            for (local, out_planes) in out_chunk.chunks_exact_mut(out_group).enumerate() {
-                let start = (first_plane + local) * plane;
-                for (m, out) in out_planes.chunks_exact_mut(plane).enumerate() {
-                    let co = in_channel * multiplier + m;
-                    let mut taps: [f32; 9] = weight[co * 9..][..9].try_into().unwrap();
-                    if turn {
-                        taps.reverse();
-                    }
-                    let bias = bias.map_or(0.0, |b| b[co]);
-                    filter_plane(source, start, width, &taps, bias, out);
+    for_each_plane(
+        output,
+        out_group,
+        g.in_channels,
+        |plane_index, in_channel, out_planes| {
+            let start = plane_index * plane;
+            for (m, out) in out_planes.chunks_exact_mut(plane).enumerate() {
+                let co = in_channel * multiplier + m;
+                let mut taps: [f32; 9] = weight[co * 9..][..9].try_into().unwrap();
+                if turn {
+                    taps.reverse();
                 }
-                in_channel += 1;
-                if in_channel == g.in_channels {
-                    in_channel = 0;
-                }
+                let bias = bias.map_or(0.0, |b| b[co]);
+                filter_plane(source, start, width, &taps, bias, out);
             }
-        });
+        },
+    );
 }
 
 /// One output plane (`out`, rows of `width`) from the input plane at `input[start..]` of as

@@ -36,10 +36,9 @@
 //! lane shuffles of two input rows per output vector costing more than the general kernel's
 //! split copy and nine loads.
 
-use super::{planes_per_task, LANES};
+use super::{for_each_plane, LANES};
 use crate::shuffle::{shift_in, split_pairs, spread_pairs};
 use crate::Conv2dGeometry;
-use rayon::prelude::*;
 use wide::f32x8;
 
 /// Whether `g` is served here.
@@ -66,34 +65,22 @@ pub(super) fn forward(
     debug_assert!(applies(g));
     let in_plane = g.in_height * g.in_width;
     let out_plane = g.out_height() * g.out_width();
-    let planes = g.batch * g.in_channels;
-    if planes == 0 {
-        return;
-    }
-    let chunk = planes_per_task(planes);
-    output
-        .par_chunks_mut(chunk * out_plane)
-        .enumerate()
-        .for_each(|(task, out_chunk)| {
-            let first_plane = task * chunk;
-            // A counter, not `%` per plane (see `forward.rs`).
-            let mut channel = first_plane % g.in_channels;
-            for (local, out) in out_chunk.chunks_exact_mut(out_plane).enumerate() {
-                let plane = Plane {
-                    input,
-                    start: (first_plane + local) * in_plane,
-                    height: g.in_height,
-                    width: g.in_width,
-                };
-                let taps: &[f32; 9] = weight[channel * 9..][..9].try_into().unwrap();
-                let bias = bias.map_or(0.0, |b| b[channel]);
-                filter_plane(&plane, taps, bias, out);
-                channel += 1;
-                if channel == g.in_channels {
-                    channel = 0;
-                }
-            }
-        });
+    for_each_plane(
+        output,
+        out_plane,
+        g.in_channels,
+        |plane_index, channel, out| {
+            let plane = Plane {
+                input,
+                start: plane_index * in_plane,
+                height: g.in_height,
+                width: g.in_width,
+            };
+            let taps: &[f32; 9] = weight[channel * 9..][..9].try_into().unwrap();
+            let bias = bias.map_or(0.0, |b| b[channel]);
+            filter_plane(&plane, taps, bias, out);
+        },
+    );
 }
 
 /// One input plane, `height` rows of `width` at `input[start..]`.
@@ -162,28 +149,16 @@ pub(super) fn backward_data(
     debug_assert!(applies(g));
     let in_plane = g.in_height * g.in_width;
     let out_plane = g.out_height() * g.out_width();
-    let planes = g.batch * g.in_channels;
-    if planes == 0 {
-        return;
-    }
-    let chunk = planes_per_task(planes);
-    grad_input
-        .par_chunks_mut(chunk * in_plane)
-        .enumerate()
-        .for_each(|(task, dx_chunk)| {
-            let first_plane = task * chunk;
-            // A counter, not `%` per plane (see `forward.rs`).
-            let mut channel = first_plane % g.in_channels;
-            for (local, dx) in dx_chunk.chunks_exact_mut(in_plane).enumerate() {
-                let start = (first_plane + local) * out_plane;
-                let taps: &[f32; 9] = weight[channel * 9..][..9].try_into().unwrap();
-                spread_plane(grad_output, start, g.out_width(), taps, dx, g.in_width);
-                channel += 1;
-                if channel == g.in_channels {
-                    channel = 0;
-                }
-            }
-        });
+    for_each_plane(
+        grad_input,
+        in_plane,
+        g.in_channels,
+        |plane_index, channel, dx| {
+            let start = plane_index * out_plane;
+            let taps: &[f32; 9] = weight[channel * 9..][..9].try_into().unwrap();
+            spread_plane(grad_output, start, g.out_width(), taps, dx, g.in_width);
+        },
+    );
 }
 
 /// One input-gradient plane (`dx`, rows of `in_width`) from the gradient plane at
