@@ -12,6 +12,7 @@
 //! read their true neighbours. Tap `(ky, kx)` of output row `o` is then shift `kx` of input row
 //! `o + ky - 1`: 9 FMAs per output vector on values already in registers, and 3 loads, where
 //! the general kernel makes 9 loads from a padded copy of the plane it first has to write.
+
 use super::{for_each_plane, load_at, LANES};
 use crate::Conv2dGeometry;
 use wide::f32x8;
