@@ -70,6 +70,13 @@ use wide::f32x8;
 /// Lanes of one SIMD vector.
 const LANES: usize = 8;
 
+/// Bitwise lane masks for `f32x8::bitand`: a lane of all ones keeps its value, a zero lane
+/// clears it (whatever it held, so non-finite values outside a row never reach a sum).
+/// `NOT_FIRST` clears lane 0, `NOT_LAST` lane 7.
+const KEEP: f32 = f32::from_bits(u32::MAX);
+const NOT_FIRST: [f32; LANES] = [0.0, KEEP, KEEP, KEEP, KEEP, KEEP, KEEP, KEEP];
+const NOT_LAST: [f32; LANES] = [KEEP, KEEP, KEEP, KEEP, KEEP, KEEP, KEEP, 0.0];
+
 #[inline(always)]
 fn load(slice: &[f32], at: usize) -> f32x8 {
     let lanes: [f32; LANES] = slice[at..at + LANES].try_into().unwrap();

@@ -13,7 +13,7 @@
 //! `o + ky - 1`: 9 FMAs per output vector on values already in registers, and 3 loads, where
 //! the general kernel makes 9 loads from a padded copy of the plane it first has to write.
 
-use super::{for_each_plane, load_at, LANES};
+use super::{for_each_plane, load_at, KEEP, LANES, NOT_FIRST, NOT_LAST};
 use crate::Conv2dGeometry;
 use wide::f32x8;
 
@@ -263,11 +263,6 @@ impl<'a> Strip<'a> {
         }
     }
 }
-
-/// Lanes 1 to 7 kept, lane 0 cleared; and lanes 0 to 6 kept, lane 7 cleared.
-const KEEP: f32 = f32::from_bits(u32::MAX);
-const NOT_FIRST: [f32; LANES] = [0.0, KEEP, KEEP, KEEP, KEEP, KEEP, KEEP, KEEP];
-const NOT_LAST: [f32; LANES] = [KEEP, KEEP, KEEP, KEEP, KEEP, KEEP, KEEP, 0.0];
 
 /// The 8 values at `input[at..]` as `[left, row, right]`: lane `x` of `left` is the value
 /// before lane `x` and of `right` the value after it, each masked (`keep_left`, `keep_right`)

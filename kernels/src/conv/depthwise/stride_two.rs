@@ -36,7 +36,7 @@
 //! lane shuffles of two input rows per output vector costing more than the general kernel's
 //! split copy and nine loads.
 
-use super::{for_each_plane, LANES};
+use super::{for_each_plane, KEEP, LANES, NOT_LAST};
 use crate::shuffle::{shift_in, split_pairs, spread_pairs};
 use crate::Conv2dGeometry;
 use wide::f32x8;
@@ -230,7 +230,3 @@ fn eight_from(values: &[f32], at: usize) -> [f32; LANES] {
         None => std::array::from_fn(|i| values.get(at + i).copied().unwrap_or(0.0)),
     }
 }
-
-/// All lanes kept, and lane 7 cleared (bitwise masks).
-const KEEP: f32 = f32::from_bits(u32::MAX);
-const NOT_LAST: [f32; LANES] = [KEEP, KEEP, KEEP, KEEP, KEEP, KEEP, KEEP, 0.0];
