@@ -1,9 +1,10 @@
 //! The pointwise kernels against the scalar reference: random geometries (proptest) and the
 //! layer shapes of DESIGN.md at a reduced batch. Between them they run every path: the column
-//! product (images under 256 pixels, both orientations of its backward-weight), the row tiles
-//! (forward and backward-data of larger images at unit stride, with and without a partial last
-//! tile), and one GEMM per image (strided passes and backward-weight) on rayon threads (small
-//! GEMMs) and on matrixmultiply's threads (the DESIGN.md shapes).
+//! product (images under 256 pixels, both orientations of its backward-weight, the weight read
+//! in place or packed from 1024 columns on), the row tiles (forward and backward-data of larger
+//! images at unit stride, with and without a partial last tile), and one GEMM per image
+//! (strided passes and backward-weight) on rayon threads (small GEMMs) and on matrixmultiply's
+//! threads (the DESIGN.md shapes).
 
 use super::{backward_data, backward_weight, forward};
 use crate::conv::test_support::{check_passes, Family};
@@ -31,6 +32,9 @@ fn design_shapes_at_batch_two() {
     check_all(&pointwise(3, 728, 728, 8), 3, true);
     // ResNet downsampling shortcut: 1x1 stride 2.
     check_all(&pointwise(2, 64, 128, 15).with_stride((2, 2)), 4, true);
+    // Enough columns (1088) to pack the matrix, and outputs large enough (728 channels) that
+    // each task holds a single image.
+    check_all(&pointwise(17, 300, 728, 8), 12, true);
 }
 
 #[test]
@@ -90,6 +94,28 @@ proptest! {
 
     #[test]
     fn large_images_match_reference(g in large_images(), seed in any::<u64>(), with_bias in any::<bool>()) {
+        check_all(&g, seed, with_bias);
+    }
+}
+
+prop_compose! {
+    /// Small images, but at least 1024 columns over the batch: the column product on packed
+    /// panels of the matrix, with a partial last panel unless the rows are a multiple of 6.
+    fn packed_products()(
+        batch in 16usize..=20,
+        in_channels in 1usize..=40,
+        out_channels in 1usize..=40,
+        size in (8usize..=15, 8usize..=15),
+    ) -> Conv2dGeometry {
+        Conv2dGeometry::new(batch, in_channels, out_channels, size, (1, 1))
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn packed_products_match_reference(g in packed_products(), seed in any::<u64>(), with_bias in any::<bool>()) {
         check_all(&g, seed, with_bias);
     }
 }
