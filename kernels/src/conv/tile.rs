@@ -1,5 +1,6 @@
 //! The register tiles shared by the direct and pointwise kernels. `tile`: `P` lanes (pixels,
 //! taps or channels) times `V` vectors of 8 channels, summed over a table of offsets;
+//! `panel_tile`: the same product with the lanes' values packed side by side;
 //! `pixel_tile`: 8 consecutive pixels per vector, for passes with very few channels.
 //!
 //! A pass picks what the lanes, the offsets and the packed vectors stand for; see
@@ -148,6 +149,25 @@ pub(crate) fn tile<const V: usize, const P: usize>(
             // `offset <= taps.bound` (the invariant of `Taps`); `last_lane + taps.bound <
             // source.len()` was asserted above, so the read is inside `source`.
             let x = f32x8::splat(unsafe { *starts[p].add(offset) });
+            for v in 0..V {
+                acc[p][v] = x.mul_add(w[v], acc[p][v]);
+            }
+        }
+    }
+    acc
+}
+
+/// The micro-kernel on a packed panel: `acc[p][v] = sum over k of panel[k][p] * weights[k][v]`.
+/// [`tile`] with the lanes' values next to each other, so no table of offsets is read.
+#[inline(always)]
+pub(crate) fn panel_tile<const V: usize, const P: usize>(
+    panel: &[[f32; P]],
+    weights: &[[f32x8; V]],
+) -> [[f32x8; V]; P] {
+    let mut acc = [[f32x8::ZERO; V]; P];
+    for (a, w) in panel.iter().zip(weights) {
+        for p in 0..P {
+            let x = f32x8::splat(a[p]);
             for v in 0..V {
                 acc[p][v] = x.mul_add(w[v], acc[p][v]);
             }

@@ -26,7 +26,7 @@
 //! late layers of MobileNet v2 (BENCHMARKS.md).
 
 use super::Dims;
-use crate::conv::tile::{lane_bases, tile, Taps, LANES};
+use crate::conv::tile::{as_arrays, lane_bases, panel_tile, tile, Taps, LANES};
 use crate::lanes::{load, prefetch, store};
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
@@ -164,70 +164,74 @@ pub(super) fn backward_data(
     product.run(g.batch, grad_input);
 }
 
-/// Where a tile finds the rows of the matrix: in packed panels, or in the matrix itself.
-struct MatrixRows {
-    /// The panels (see `Product::pack_panels`), or empty when the tiles read the matrix.
-    panels: Vec<f32>,
-    /// Where each row's channel 0 is.
-    starts: Vec<usize>,
-    /// Where channel `k` of a row is, relative to its channel 0.
-    offsets: Vec<u32>,
-    /// Whether a tile's rows share lines of the matrix (read in place down its columns).
-    lines_per_channel: bool,
+/// Where a tile finds the rows of the matrix.
+enum MatrixRows {
+    /// Panels of `P` rows (see `Product::pack_panels`).
+    Packed(Vec<f32>),
+    /// The matrix itself: where each row's channel 0 is, and where channel `k` of a row is
+    /// relative to it.
+    InPlace {
+        starts: Vec<usize>,
+        offsets: Vec<u32>,
+    },
 }
 
 impl MatrixRows {
-    fn packed(product: &Product) -> Self {
-        let depth = product.depth;
-        MatrixRows {
-            panels: product.pack_panels(),
-            // In a panel, row `p` reads channel `k` at `k * P + p`.
-            starts: (0..product.rows)
-                .map(|row| row / P * P * depth + row % P)
-                .collect(),
-            offsets: u32_offsets(depth, P),
-            lines_per_channel: false,
+    fn new(product: &Product, columns: usize) -> Self {
+        if columns >= PACK_COLUMNS {
+            return MatrixRows::Packed(product.pack_panels());
         }
-    }
-
-    fn in_place(product: &Product) -> Self {
-        MatrixRows {
-            panels: Vec::new(),
+        MatrixRows::InPlace {
             starts: (0..product.rows)
                 .map(|row| row * product.row_step)
                 .collect(),
-            offsets: u32_offsets(product.depth, product.depth_step),
-            // Read down the columns of `W` (backward-data), a tile's rows share one line per
-            // channel summed.
-            lines_per_channel: product.depth_step != 1,
+            offsets: (0..product.depth)
+                .map(|k| u32::try_from(k * product.depth_step).expect("weight exceeds u32 offsets"))
+                .collect(),
         }
     }
 
-    /// The slice the tiles read.
-    fn data<'a>(&'a self, matrix: &'a [f32]) -> &'a [f32] {
-        if self.panels.is_empty() {
-            matrix
-        } else {
-            &self.panels
+    /// Rows `first_row..first_row + P` (`first_row` a multiple of `P`) times the packed `block`,
+    /// over `channels` of the sum. `taps` is built on [`MatrixRows::offsets`].
+    fn tile(
+        &self,
+        product: &Product,
+        first_row: usize,
+        taps: Taps<'_>,
+        channels: std::ops::Range<usize>,
+        block: &[[f32x8; V]],
+    ) -> [[f32x8; V]; P] {
+        match self {
+            MatrixRows::Packed(panels) => {
+                debug_assert_eq!(first_row % P, 0);
+                let start = first_row * product.depth + channels.start * P;
+                let panel = &panels[start..start + channels.len() * P];
+                panel_tile::<V, P>(as_arrays(panel), block)
+            }
+            MatrixRows::InPlace { starts, .. } => {
+                let lanes = lane_bases::<P>(starts, first_row);
+                tile::<V, P>(product.matrix, &lanes, taps.slice(channels), block)
+            }
         }
     }
 
-    /// Rows per chunk: a chunk stays in cache while each block passes over it. Sharing lines,
-    /// two tiles' rows keep `depth` lines in L1.
-    fn per_chunk(&self, depth: usize) -> usize {
-        if self.lines_per_channel {
-            2 * P
-        } else {
-            chunk_lanes(depth)
+    /// The offsets of channels within a row read in place (none for panels).
+    fn offsets(&self) -> &[u32] {
+        match self {
+            MatrixRows::Packed(_) => &[],
+            MatrixRows::InPlace { offsets, .. } => offsets,
         }
     }
-}
 
-/// `[0, step, 2 step, ...]`, `depth` of them, as `u32` offsets for `Taps`.
-fn u32_offsets(depth: usize, step: usize) -> Vec<u32> {
-    (0..depth)
-        .map(|k| u32::try_from(k * step).expect("matrix exceeds u32 offsets"))
-        .collect()
+    /// Rows per chunk: a chunk stays in cache while each block passes over it. Read in place
+    /// down the columns of `W` (backward-data), a tile's rows share one line per channel
+    /// summed, so two tiles' rows keep `depth` lines in L1.
+    fn per_chunk(&self, product: &Product, depth: usize) -> usize {
+        match self {
+            MatrixRows::InPlace { .. } if product.depth_step != 1 => 2 * P,
+            _ => chunk_lanes(depth),
+        }
+    }
 }
 
 /// `out[n][row][pixel] = sum over k of matrix[row][k] * source[n][k][pixel] (+ bias[row])`
@@ -270,13 +274,8 @@ impl Product<'_> {
         let out_image = self.rows * self.out_plane;
         let pixels = self.source_positions.len();
         let ranges = task_ranges(batch, pixels, self.rows);
-        let rows = if batch * pixels >= PACK_COLUMNS {
-            MatrixRows::packed(self)
-        } else {
-            MatrixRows::in_place(self)
-        };
-        let taps = Taps::new(&rows.offsets);
-        let matrix = rows.data(self.matrix);
+        let rows = MatrixRows::new(self, batch * pixels);
+        let taps = Taps::new(rows.offsets());
         // Each task writes its own images.
         let mut tasks = Vec::with_capacity(ranges.len());
         let mut rest = output;
@@ -300,21 +299,21 @@ impl Product<'_> {
             let mut packed = vec![[f32x8::ZERO; V]; source_runs.len() * DEPTH_CHUNK];
             for depth_start in (0..self.depth).step_by(DEPTH_CHUNK) {
                 let depth = (self.depth - depth_start).min(DEPTH_CHUNK);
-                let chunk_taps = taps.slice(depth_start..depth_start + depth);
+                let channels = depth_start..depth_start + depth;
                 let blocks = packed.chunks_exact_mut(DEPTH_CHUNK).zip(&source_runs);
                 for (block, source_runs) in blocks {
                     self.pack(source_runs, depth_start, &mut block[..depth]);
                 }
                 // A chunk of rows stays in cache while each block passes over it.
-                let rows_per_chunk = rows.per_chunk(depth);
+                let rows_per_chunk = rows.per_chunk(self, depth);
                 for chunk in (0..self.rows).step_by(rows_per_chunk) {
                     let chunk_end = self.rows.min(chunk + rows_per_chunk);
                     let blocks = packed.chunks_exact(DEPTH_CHUNK).zip(&target_runs);
                     for (block, target_runs) in blocks {
                         for first_row in (chunk..chunk_end).step_by(P) {
-                            let lanes = lane_bases::<P>(&rows.starts, first_row);
                             self.prefetch_rows(first_row, target_runs, out);
-                            let acc = tile::<V, P>(matrix, &lanes, chunk_taps, &block[..depth]);
+                            let acc =
+                                rows.tile(self, first_row, taps, channels.clone(), &block[..depth]);
                             let first_sum = depth_start == 0;
                             self.store(first_row, &acc, target_runs, first_sum, out);
                         }
@@ -331,16 +330,27 @@ impl Product<'_> {
     fn pack_panels(&self) -> Vec<f32> {
         let panel_len = P * self.depth;
         let mut panels = vec![0.0; self.rows.div_ceil(P) * panel_len];
+        // Where the last channel of a row is, relative to its first.
+        let span = (self.depth - 1) * self.depth_step + 1;
         panels
             .par_chunks_mut(panel_len)
             .enumerate()
             .for_each(|(panel, out)| {
-                let rows: [usize; P] =
-                    std::array::from_fn(|p| (panel * P + p).min(self.rows - 1) * self.row_step);
-                for (k, values) in out.chunks_exact_mut(P).enumerate() {
-                    let at = k * self.depth_step;
-                    for (value, row) in values.iter_mut().zip(rows) {
-                        *value = self.matrix[row + at];
+                let first = panel * P;
+                if self.row_step == 1 && first + P <= self.rows {
+                    // Rows that are consecutive columns of `W` (backward-data): `P` adjacent
+                    // values per channel.
+                    for (k, values) in out.chunks_exact_mut(P).enumerate() {
+                        values.copy_from_slice(&self.matrix[k * self.depth_step + first..][..P]);
+                    }
+                    return;
+                }
+                for p in 0..P {
+                    let row = (first + p).min(self.rows - 1);
+                    let source = &self.matrix[row * self.row_step..][..span];
+                    let slots = out[p..].iter_mut().step_by(P);
+                    for (slot, &value) in slots.zip(source.iter().step_by(self.depth_step)) {
+                        *slot = value;
                     }
                 }
             });
