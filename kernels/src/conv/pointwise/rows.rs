@@ -4,19 +4,22 @@
 //! Both passes are `out[n][m][p] = sum over k of A[m][k] * src[n][k][p]`, with `A = W` summed
 //! over input channels (forward) or `A = W^T` summed over output channels (backward-data).
 //! Each image's `src` rows are contiguous runs of its pixels, so a tile of `C` rows of `A` times
-//! `U` vectors of pixels (`conv::tile::pixel_tile`) reads 8 consecutive pixels per load and
+//! `U` vectors of pixels (`conv::tile::panel_tile`) reads 8 consecutive pixels per load and
 //! broadcasts one weight per row; its results are already runs of the output rows, stored as
 //! vectors. A GEMM per image (`matrixmultiply`) packs both operands every time; here `A` is
-//! packed once per call, as `[block of C rows][k][C]`, and `src` is read where it is.
+//! packed once per call, as `[block of C rows][k][C]`, and each tile of `src` is copied once,
+//! as `[k][U vectors]`.
 //!
 //! Work is split over (image, range of row blocks), so each task writes its own slice. Within a
 //! task, one tile of pixels passes over every row block: its `k x 8U` source values stay in L1
 //! while the blocks' packed weights stream from L2.
 
 use super::Dims;
-use crate::conv::tile::{as_arrays, pixel_tile, store_pixel_tile, Taps, LANES};
+use crate::conv::tile::{as_arrays, panel_tile, store_pixel_tile, LANES};
+use crate::lanes::load;
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
+use wide::f32x8;
 
 /// Rows of `A` per tile: with 2 vectors of pixels, 12 accumulators.
 const BLOCK_ROWS: usize = 6;
@@ -53,6 +56,10 @@ pub(super) fn applies(g: &Conv2dGeometry) -> bool {
     g.stride == (1, 1)
 }
 
+/// What a tile works on: the packed pixels `[k][U vectors]`, the block's bias, the output from
+/// the block's first row at the tile's pixels, and how many of the pixels are in the image.
+type TileJob<'a> = (&'a [[f32x8; U]], Option<&'a [f32]>, &'a mut [f32], usize);
+
 /// `A` (`rows x depth`), packed by blocks of rows, and the sizes of the product.
 struct Product {
     /// Per block: `(first row, rows, [k][rows] weights)`.
@@ -60,8 +67,6 @@ struct Product {
     rows: usize,
     depth: usize,
     pixels: usize,
-    /// `k * TILE` for every `k`: where each source row starts in a packed tile.
-    offsets: Vec<u32>,
 }
 
 impl Product {
@@ -76,15 +81,11 @@ impl Product {
                 (first, len, packed)
             })
             .collect();
-        let offsets = (0..depth)
-            .map(|k| u32::try_from(k * TILE).expect("depth exceeds u32"))
-            .collect();
         Product {
             blocks,
             rows,
             depth,
             pixels,
-            offsets,
         }
     }
 
@@ -132,28 +133,28 @@ impl Product {
         out: &mut [f32],
     ) {
         let first_row = blocks[0].0;
-        let taps = Taps::new(&self.offsets);
-        let mut packed_source = vec![0.0; self.depth * TILE];
+        let mut packed_source = vec![[f32x8::ZERO; U]; self.depth];
         for start in (0..self.pixels).step_by(TILE) {
             let count = TILE.min(self.pixels - start);
             let rows = source.chunks_exact(self.pixels);
-            for (dst, row) in packed_source.chunks_exact_mut(TILE).zip(rows) {
+            for (dst, row) in packed_source.iter_mut().zip(rows) {
                 let values = &row[start..start + count];
-                match <&[f32; TILE]>::try_from(values) {
-                    // A fixed-size copy: two vector moves, not a `memcpy` call per row.
-                    Ok(whole) => dst.copy_from_slice(whole),
-                    Err(_) => {
-                        dst[..count].copy_from_slice(values);
-                        // Lanes past the image are summed but never stored; zeros keep them
-                        // finite whatever the buffer held.
-                        dst[count..].fill(0.0);
+                if count == TILE {
+                    // Two vector moves, not a `memcpy` call per row.
+                    *dst = std::array::from_fn(|u| load(&values[u * LANES..]));
+                } else {
+                    // Lanes past the image are summed but never stored; zeros keep them finite
+                    // whatever the buffer held.
+                    let lanes = dst.iter_mut().flat_map(|vector| vector.as_mut_array());
+                    for (lane, value) in lanes.zip(values.iter().chain(std::iter::repeat(&0.0))) {
+                        *lane = *value;
                     }
                 }
             }
             for (first, len, packed) in blocks {
                 let out = &mut out[(first - first_row) * self.pixels + start..];
                 let block = (*first, *len, packed.as_slice());
-                self.tile(&packed_source, taps, block, bias, out, count);
+                self.tile(&packed_source, block, bias, out, count);
             }
         }
     }
@@ -162,15 +163,14 @@ impl Product {
     /// block's first row at those pixels (the next rows are `pixels` further).
     fn tile(
         &self,
-        source: &[f32],
-        taps: Taps<'_>,
+        source: &[[f32x8; U]],
         (first, len, packed): (usize, usize, &[f32]),
         bias: Option<&[f32]>,
         out: &mut [f32],
         count: usize,
     ) {
         let bias = bias.map(|b| &b[first..first + len]);
-        let job = (source, taps, bias, out, count);
+        let job = (source, bias, out, count);
         match len {
             1 => self.block::<1>(as_arrays(packed), job),
             2 => self.block::<2>(as_arrays(packed), job),
@@ -182,12 +182,8 @@ impl Product {
     }
 
     /// [`Product::tile`] for a block of `C` rows.
-    fn block<const C: usize>(
-        &self,
-        weights: &[[f32; C]],
-        (source, taps, bias, out, count): (&[f32], Taps<'_>, Option<&[f32]>, &mut [f32], usize),
-    ) {
-        let acc = pixel_tile::<C, U>(source, 0, taps, weights);
+    fn block<const C: usize>(&self, weights: &[[f32; C]], (source, bias, out, count): TileJob<'_>) {
+        let acc = panel_tile::<U, C>(weights, source);
         store_pixel_tile(&acc, bias, out, self.pixels, count);
     }
 }
