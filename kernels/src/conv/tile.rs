@@ -1,6 +1,7 @@
 //! The register tiles shared by the direct and pointwise kernels. `tile`: `P` lanes (pixels,
 //! taps or channels) times `V` vectors of 8 channels, summed over a table of offsets;
-//! `panel_tile`: the same product with the lanes' values packed side by side;
+//! `panel_tile`: the same product with the lanes' values packed side by side, and
+//! `strided_tile` with the vectors read in place a fixed stride apart;
 //! `pixel_tile`: 8 consecutive pixels per vector, for passes with very few channels.
 //!
 //! A pass picks what the lanes, the offsets and the packed vectors stand for; see
@@ -170,6 +171,44 @@ pub(crate) fn panel_tile<const V: usize, const P: usize>(
             let x = f32x8::splat(a[p]);
             for v in 0..V {
                 acc[p][v] = x.mul_add(w[v], acc[p][v]);
+            }
+        }
+    }
+    acc
+}
+
+/// [`panel_tile`] with the `U` vectors of each `k` read in place, `stride` values apart:
+/// `acc[c][u] = sum over k of panel[k][c] * source[start + k * stride + 8u + (0..8)]`.
+/// Panics if a read would fall outside `source`.
+#[inline(always)]
+pub(crate) fn strided_tile<const U: usize, const C: usize>(
+    panel: &[[f32; C]],
+    source: &[f32],
+    start: usize,
+    stride: usize,
+) -> [[f32x8; U]; C] {
+    let mut acc = [[f32x8::ZERO; U]; C];
+    let Some(last) = panel.len().checked_sub(1) else {
+        return acc;
+    };
+    let end = last
+        .checked_mul(stride)
+        .and_then(|at| at.checked_add(start))
+        .and_then(|at| at.checked_add(U * LANES));
+    assert!(end.is_some_and(|end| end <= source.len()));
+    let first = source.as_ptr().wrapping_add(start);
+    for (k, a) in panel.iter().enumerate() {
+        let at = first.wrapping_add(k * stride);
+        let x: [f32x8; U] = std::array::from_fn(|u| {
+            // SAFETY: with `k <= last` and `u < U` the read covers `start + k * stride + 8u ..
+            // + 8`, which ends at most at `start + last * stride + 8U`, asserted to be within
+            // `source`.
+            f32x8::from(unsafe { at.add(u * LANES).cast::<[f32; LANES]>().read_unaligned() })
+        });
+        for c in 0..C {
+            let weight = f32x8::splat(a[c]);
+            for u in 0..U {
+                acc[c][u] = x[u].mul_add(weight, acc[c][u]);
             }
         }
     }

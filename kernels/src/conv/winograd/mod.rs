@@ -63,7 +63,7 @@
 //! * A task is a range of images and a range of channel blocks. Its tiles are taken in groups;
 //!   for each group, `V` is written for every input channel (`[ξ][in channel][tile]`, sized to
 //!   stay in L2), then for each block of 6 output channels and each `ξ`, the register tile of
-//!   `conv/tile.rs` (`pixel_tile`: 6 channels x 16 tiles, 12 accumulators) sums over the input
+//!   `conv/tile.rs` (`strided_tile`: 6 channels x 16 tiles, 12 accumulators) sums over the input
 //!   channels; the products of a block go through the output transform, the bias is added, and
 //!   the tiles' outputs are stored (8 tiles side by side as one run per output row).
 //!

@@ -8,7 +8,7 @@ use super::{Weights, BLOCK};
 use crate::conv::fill_with_bias;
 use crate::conv::padded::SplitInput;
 use crate::conv::tasks::block_ranges;
-use crate::conv::tile::{as_arrays, pixel_tile, Taps, LANES};
+use crate::conv::tile::{as_arrays, strided_tile, LANES};
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
 use wide::f32x8;
@@ -45,9 +45,6 @@ pub(super) fn run<S: Scheme>(
     let out_plane = grid.plane();
     let depth = g.in_channels;
     let group = (GROUP_VALUES / (S::POSITIONS * depth) / TILE * TILE).clamp(TILE, MAX_GROUP);
-    let offsets: Vec<u32> = (0..depth)
-        .map(|c| u32::try_from(c * (group + LANES)).expect("group exceeds u32"))
-        .collect();
     let job = Job {
         g,
         input,
@@ -56,7 +53,6 @@ pub(super) fn run<S: Scheme>(
         bias,
         grid,
         group,
-        taps: Taps::new(&offsets),
     };
 
     // Tasks: (range of images, range of channel blocks), each writing its own slice. Small
@@ -155,8 +151,6 @@ struct Job<'a> {
     grid: Grid,
     /// Tiles per group, a multiple of [`TILE`]; `V` has `group + LANES` slots per channel.
     group: usize,
-    /// `c * (group + LANES)` for every input channel `c`.
-    taps: Taps<'a>,
 }
 
 /// Where one tile's outputs go in a task's slice: the offset of the top-left one in its first
@@ -244,7 +238,8 @@ impl Job<'_> {
             let weights = as_arrays::<C, f32>(self.weights.block(xi, first, C));
             let source = &v[xi * position..][..position];
             for set in 0..sets {
-                let acc = pixel_tile::<C, U>(source, set * TILE, self.taps, weights);
+                let stride = self.group + LANES;
+                let acc = strided_tile::<U, C>(weights, source, set * TILE, stride);
                 m[set * positions + xi][..C].copy_from_slice(&acc);
             }
         }
