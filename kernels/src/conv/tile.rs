@@ -5,7 +5,7 @@
 //! `pixel_tile`: 8 consecutive pixels per vector, for passes with very few channels.
 //!
 //! A pass picks what the lanes, the offsets and the packed vectors stand for; see
-//! `conv/direct/mod.rs` for the direct convolution's three passes and `conv/pointwise/columns.rs`
+//! `conv/direct/mod.rs` for the direct convolution's three passes and `conv/pointwise/columns/`
 //! for the pointwise ones.
 
 use wide::f32x8;

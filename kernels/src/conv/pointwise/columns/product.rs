@@ -1,43 +1,14 @@
-//! Pointwise passes on small images: the whole batch's pixels are the columns of one product,
-//! computed with the direct kernel's register tile (`conv::tile`) on the NCHW tensors.
-//!
-//! With few pixels per image (1 x 1 at the end of MobileNet v2 at 32 x 32, 2 x 2 in Xception's
-//! middle flow) a GEMM per image is thin, and one GEMM per group of images needs the images
-//! copied into a `[C, images * pixels]` matrix and the result copied back. Here a column is any
-//! pixel of any image, found through a table of offsets:
-//!
-//! | pass | tile lanes (6) | 16 vector lanes | summed over | packed |
-//! |---|---|---|---|---|
-//! | forward | output channels, rows of `W` | columns | input channels | 16 columns of the input |
-//! | backward-data | input channels, columns of `W` | columns | output channels | 16 columns of `grad_output` |
-//! | backward-weight | channels of one operand | 16 channels of the other | columns | the other, `[column][16]` |
-//!
-//! Forward and backward-data split the batch into ranges of whole images, so each task writes
-//! its own slice of the output; a task packs its columns 16 at a time (a run of consecutive
-//! pixels is one copy) and sums 256 channels at a time, so that a packed block and the tile's
-//! weights stay in L1, while a chunk of the weight stays in L2 for all the task's blocks. The
-//! weight is read where it is, unless the batch has enough columns to repay packing it by
-//! panels of 6 rows, one contiguous run per tile. A task holds no more images than keep its
-//! output in L2 from one chunk of the sum to the next, and asks for each tile's output lines
-//! before computing it. Backward-weight packs whichever operand makes less work, splits over
-//! ranges of the other's channels and sums every column in registers.
-//!
-//! On 2 cores at batch 32 this is 1.3 to 2 times as fast as the grouped GEMMs it replaced on the
-//! late layers of MobileNet v2 (BENCHMARKS.md).
+//! Pointwise forward and backward-data on small images: one product over every column of the
+//! batch (see `columns/mod.rs`).
 
-use super::Dims;
+use super::{chunk_lanes, column_offsets, pixel_positions, runs, BLOCK, P, V};
+use crate::conv::pointwise::Dims;
 use crate::conv::tile::{as_arrays, lane_bases, panel_tile, tile, Taps, LANES};
 use crate::lanes::{load, prefetch, store};
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
 use wide::f32x8;
 
-/// Vectors per tile: 16 columns (or channels) in the vector lanes.
-const V: usize = 2;
-/// Tile lanes: rows of the matrix (or channels of the lane operand).
-const P: usize = 6;
-/// Columns in one packed block.
-const BLOCK: usize = V * LANES;
 /// Columns a task should hold at least where the batch allows: each of the task's blocks
 /// reuses the chunk of the matrix in cache (256 columns: 16 blocks, 256 KiB packed).
 const TASK_COLUMNS: usize = 256;
@@ -50,45 +21,6 @@ const TASK_OUTPUT_BYTES: usize = 192 << 10;
 const PACK_COLUMNS: usize = 1024;
 /// Channels summed per pass over a task's columns (see `Product::run`).
 const DEPTH_CHUNK: usize = 256;
-/// Bytes of the matrix (or of the lane operand) a task keeps in L2 while every block of its
-/// columns passes over it.
-const CHUNK_BYTES: usize = 64 << 10;
-
-/// Where each output pixel of an image reads (`is_input`) or writes its value, relative to
-/// its image's channel 0: strided positions in the input plane, consecutive ones in the output.
-fn pixel_positions(g: &Conv2dGeometry, is_input: bool) -> Vec<usize> {
-    let (out_height, out_width) = (g.out_height(), g.out_width());
-    let (stride_h, stride_w) = if is_input { g.stride } else { (1, 1) };
-    let width = if is_input { g.in_width } else { out_width };
-    (0..out_height)
-        .flat_map(|oy| (0..out_width).map(move |ox| oy * stride_h * width + ox * stride_w))
-        .collect()
-}
-
-/// Offsets of the columns of `images` in an NCHW tensor whose images hold `image_len`
-/// values, image-major then pixel-major, relative to the first image of the range.
-fn column_offsets(
-    positions: &[usize],
-    images: std::ops::Range<usize>,
-    image_len: usize,
-) -> Vec<usize> {
-    images
-        .flat_map(|n| positions.iter().map(move |&p| n * image_len + p))
-        .collect()
-}
-
-/// Runs of consecutive offsets in `offsets`: `(index, offset, len)`, in order.
-fn runs(offsets: &[usize]) -> Vec<(usize, usize, usize)> {
-    let mut runs: Vec<(usize, usize, usize)> = Vec::with_capacity(offsets.len());
-    for (j, &offset) in offsets.iter().enumerate() {
-        match runs.last_mut() {
-            Some((_, start, len)) if *start + *len == offset => *len += 1,
-            _ => runs.push((j, offset, 1)),
-        }
-    }
-    runs
-}
-
 /// The batch split into ranges of whole images, one per task: a multiple of the thread count,
 /// sizes within one of each other, each range with at least `TASK_COLUMNS` columns where the
 /// batch allows but no more images than keep the task's output (`rows` channels of `pixels`
@@ -105,15 +37,8 @@ fn task_ranges(batch: usize, pixels: usize, rows: usize) -> Vec<std::ops::Range<
         .collect()
 }
 
-/// Lanes (rows, or lane channels) per chunk: as many tiles as keep `CHUNK_BYTES` of a
-/// `depth`-long operand.
-fn chunk_lanes(depth: usize) -> usize {
-    let lanes = CHUNK_BYTES / (4 * depth.max(1));
-    (lanes / P).max(1) * P
-}
-
 /// `out = W x in + bias` over every image at once.
-pub(super) fn forward(
+pub(in crate::conv::pointwise) fn forward(
     g: &Conv2dGeometry,
     d: &Dims,
     (input, weight, bias): (&[f32], &[f32], Option<&[f32]>),
@@ -137,7 +62,7 @@ pub(super) fn forward(
 }
 
 /// `grad_in = W^T x grad_out`, zeros at the input pixels a strided kernel skips.
-pub(super) fn backward_data(
+pub(in crate::conv::pointwise) fn backward_data(
     g: &Conv2dGeometry,
     d: &Dims,
     (grad_output, weight): (&[f32], &[f32]),
@@ -450,153 +375,10 @@ impl Product<'_> {
     }
 }
 
-/// Channels `first..first + 16` of `operand` as `[column][16]`, zeros past its channels.
-///
-/// Where 8 columns are 8 consecutive pixels of one image, 8 channels of them are 8 vector loads
-/// and a transpose in registers. Gathered one value at a time into an array and then loaded as
-/// vectors, each column stalled on the loads that followed its 16 scalar stores (a failed
-/// store-to-load forward): 18% of backward-weight at 728 channels went there.
-fn pack_channels(operand: &Operand, first: usize) -> Vec<[f32x8; V]> {
-    let columns = &operand.columns;
-    let mut out = vec![[f32x8::ZERO; V]; columns.len()];
-    let channels = (operand.channels - first).min(BLOCK);
-    for (v, start) in (first..first + channels).step_by(LANES).enumerate() {
-        let count = (first + channels - start).min(LANES);
-        let planes = &operand.data[start * operand.plane..];
-        let mut c = 0;
-        while c < columns.len() {
-            let column = columns[c];
-            // Columns only increase, so 8 of them spanning 7 positions are consecutive.
-            let run = c + LANES <= columns.len() && columns[c + LANES - 1] == column + LANES - 1;
-            if run && count == LANES {
-                let rows: [f32x8; LANES] =
-                    std::array::from_fn(|j| load(&planes[j * operand.plane + column..]));
-                for (slot, vector) in out[c..c + LANES].iter_mut().zip(f32x8::transpose(rows)) {
-                    slot[v] = vector;
-                }
-                c += LANES;
-            } else {
-                let lanes = out[c][v].as_mut_array();
-                for (j, lane) in lanes[..count].iter_mut().enumerate() {
-                    *lane = planes[j * operand.plane + column];
-                }
-                c += 1;
-            }
-        }
-    }
-    out
-}
-
 /// A block of 16 values as the tile's vectors.
 fn vectors_of(values: &[f32; BLOCK]) -> [f32x8; V] {
     std::array::from_fn(|v| {
         let lanes: [f32; LANES] = values[v * LANES..][..LANES].try_into().expect("8 lanes");
         f32x8::from(lanes)
     })
-}
-
-/// One operand of backward-weight: an NCHW tensor as `[channels, columns]`.
-struct Operand<'a> {
-    data: &'a [f32],
-    channels: usize,
-    /// Values per channel of an image.
-    plane: usize,
-    /// Offset of every column (image, pixel) in channel 0.
-    columns: Vec<usize>,
-}
-
-/// Overwrites `grad_weight` with `sum over columns of grad_out x in^T`.
-pub(super) fn backward_weight(
-    g: &Conv2dGeometry,
-    d: &Dims,
-    (input, grad_output): (&[f32], &[f32]),
-    grad_weight: &mut [f32],
-) {
-    let x = Operand {
-        data: input,
-        channels: d.in_channels,
-        plane: d.in_pixels,
-        columns: column_offsets(
-            &pixel_positions(g, true),
-            0..g.batch,
-            d.in_channels * d.in_pixels,
-        ),
-    };
-    let dy = Operand {
-        data: grad_output,
-        channels: d.out_channels,
-        plane: d.pixels,
-        columns: column_offsets(
-            &pixel_positions(g, false),
-            0..g.batch,
-            d.out_channels * d.pixels,
-        ),
-    };
-    // Packing the input's columns gives `grad_weight` row by row; packing the output gradient's
-    // gives its transpose, which costs a pass over `grad_weight` but may pack far less.
-    let columns = x.columns.len();
-    let pack_input = columns * d.in_channels <= columns * d.out_channels + grad_weight.len();
-    if pack_input {
-        column_sums(&dy, &x, grad_weight);
-    } else {
-        let mut sums = vec![0.0f32; grad_weight.len()];
-        column_sums(&x, &dy, &mut sums);
-        for (ci, row) in sums.chunks_exact(d.out_channels).enumerate() {
-            for (co, &value) in row.iter().enumerate() {
-                grad_weight[co * d.in_channels + ci] = value;
-            }
-        }
-    }
-}
-
-/// Writes `sums[c][k]`, `[lanes.channels, packed.channels]`, the sum over all columns of
-/// `lanes[c][column] * packed[k][column]`.
-fn column_sums(lanes: &Operand, packed: &Operand, sums: &mut [f32]) {
-    if sums.is_empty() {
-        return;
-    }
-    let blocks = packed.channels.div_ceil(BLOCK);
-    // Each block of 16 packed channels as `[column][16]`.
-    let packed_blocks: Vec<Vec<[f32x8; V]>> = (0..blocks)
-        .into_par_iter()
-        .map(|block| pack_channels(packed, block * BLOCK))
-        .collect();
-    let offsets: Vec<u32> = lanes
-        .columns
-        .iter()
-        .map(|&offset| u32::try_from(offset).expect("tensor exceeds u32 offsets"))
-        .collect();
-    let taps = Taps::new(&offsets);
-    let channel_starts: Vec<usize> = (0..lanes.channels).map(|c| c * lanes.plane).collect();
-
-    // Tasks: ranges of lane channels, each writing its rows of `sums`. Within a task, a chunk
-    // of lane channels stays in cache while every packed block passes over it.
-    let threads = rayon::current_num_threads();
-    let per_task = lanes
-        .channels
-        .div_ceil(2 * threads)
-        .clamp(1, chunk_lanes(taps.len()));
-    sums.par_chunks_mut(per_task * packed.channels)
-        .enumerate()
-        .for_each(|(task, rows)| {
-            let first_channel = task * per_task;
-            let starts = &channel_starts[first_channel..][..rows.len() / packed.channels];
-            for (block, vectors) in packed_blocks.iter().enumerate() {
-                let first = block * BLOCK;
-                let channels = (packed.channels - first).min(BLOCK);
-                for first_lane in (0..starts.len()).step_by(P) {
-                    let bases = lane_bases::<P>(starts, first_lane);
-                    let acc = tile::<V, P>(lanes.data, &bases, taps, vectors);
-                    let lane_rows =
-                        rows[first_lane * packed.channels..].chunks_mut(packed.channels);
-                    for (row, acc) in lane_rows.zip(&acc) {
-                        let mut values = [0.0f32; BLOCK];
-                        for (chunk, vector) in values.chunks_exact_mut(LANES).zip(acc) {
-                            chunk.copy_from_slice(vector.as_array());
-                        }
-                        row[first..][..channels].copy_from_slice(&values[..channels]);
-                    }
-                }
-            }
-        });
 }
