@@ -160,11 +160,13 @@ pub(crate) fn tile<const V: usize, const P: usize>(
 
 /// The micro-kernel on a packed panel: `acc[p][v] = sum over k of panel[k][p] * weights[k][v]`.
 /// [`tile`] with the lanes' values next to each other, so no table of offsets is read.
+/// Panics unless `panel` and `weights` have the same length.
 #[inline(always)]
 pub(crate) fn panel_tile<const V: usize, const P: usize>(
     panel: &[[f32; P]],
     weights: &[[f32x8; V]],
 ) -> [[f32x8; V]; P] {
+    assert_eq!(panel.len(), weights.len());
     let mut acc = [[f32x8::ZERO; V]; P];
     for (a, w) in panel.iter().zip(weights) {
         for p in 0..P {

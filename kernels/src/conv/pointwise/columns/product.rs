@@ -21,6 +21,7 @@ const TASK_OUTPUT_BYTES: usize = 192 << 10;
 const PACK_COLUMNS: usize = 1024;
 /// Channels summed per pass over a task's columns (see `Product::run`).
 const DEPTH_CHUNK: usize = 256;
+
 /// The batch split into ranges of whole images, one per task: a multiple of the thread count,
 /// sizes within one of each other, each range with at least `TASK_COLUMNS` columns where the
 /// batch allows but no more images than keep the task's output (`rows` channels of `pixels`
@@ -313,7 +314,7 @@ impl Product<'_> {
             // Sixteen consecutive pixels (images of 16 pixels or more): two vector loads.
             for (k, vectors) in channels {
                 let values = &self.source[k * self.source_plane + offset..][..BLOCK];
-                *vectors = vectors_of(values.try_into().expect("a block"));
+                *vectors = vectors_of(values);
             }
             return;
         }
@@ -375,10 +376,7 @@ impl Product<'_> {
     }
 }
 
-/// A block of 16 values as the tile's vectors.
-fn vectors_of(values: &[f32; BLOCK]) -> [f32x8; V] {
-    std::array::from_fn(|v| {
-        let lanes: [f32; LANES] = values[v * LANES..][..LANES].try_into().expect("8 lanes");
-        f32x8::from(lanes)
-    })
+/// The first 16 of `values` as the tile's vectors.
+fn vectors_of(values: &[f32]) -> [f32x8; V] {
+    std::array::from_fn(|v| load(&values[v * LANES..]))
 }

@@ -56,6 +56,25 @@ struct Operand<'a> {
     columns: Vec<usize>,
 }
 
+impl<'a> Operand<'a> {
+    /// `batch` images of `channels` planes of `plane` values, the columns at `positions` in
+    /// each plane.
+    fn new(
+        data: &'a [f32],
+        batch: usize,
+        channels: usize,
+        plane: usize,
+        positions: &[usize],
+    ) -> Self {
+        Operand {
+            data,
+            channels,
+            plane,
+            columns: column_offsets(positions, 0..batch, channels * plane),
+        }
+    }
+}
+
 /// Overwrites `grad_weight` with `sum over columns of grad_out x in^T`.
 pub(in crate::conv::pointwise) fn backward_weight(
     g: &Conv2dGeometry,
@@ -63,26 +82,15 @@ pub(in crate::conv::pointwise) fn backward_weight(
     (input, grad_output): (&[f32], &[f32]),
     grad_weight: &mut [f32],
 ) {
-    let x = Operand {
-        data: input,
-        channels: d.in_channels,
-        plane: d.in_pixels,
-        columns: column_offsets(
-            &pixel_positions(g, true),
-            0..g.batch,
-            d.in_channels * d.in_pixels,
-        ),
-    };
-    let dy = Operand {
-        data: grad_output,
-        channels: d.out_channels,
-        plane: d.pixels,
-        columns: column_offsets(
-            &pixel_positions(g, false),
-            0..g.batch,
-            d.out_channels * d.pixels,
-        ),
-    };
+    let (input_positions, output_positions) = (pixel_positions(g, true), pixel_positions(g, false));
+    let x = Operand::new(input, g.batch, d.in_channels, d.in_pixels, &input_positions);
+    let dy = Operand::new(
+        grad_output,
+        g.batch,
+        d.out_channels,
+        d.pixels,
+        &output_positions,
+    );
     // Packing the input's columns gives `grad_weight` row by row; packing the output gradient's
     // gives its transpose, which costs a pass over `grad_weight` but may pack far less.
     let columns = x.columns.len();
