@@ -1,8 +1,10 @@
 //! The machine's FMA peak, the denominator of the "% of peak" column in BENCHMARKS.md.
 //!
-//! Each thread runs 10 independent chains of `f32x8` fused multiply-adds on registers, enough
-//! to keep two FMA units busy through their latency, with no memory traffic. The best of five
-//! rounds is printed for 1 thread and for all of rayon's threads.
+//! Each thread runs 10 independent chains of fused multiply-adds on registers, enough to keep
+//! two FMA units busy through their latency, with no memory traffic. The best of five rounds is
+//! printed for 1 thread and for all of rayon's threads, with 8-lane vectors (`f32x8`, AVX2) and
+//! with 16-lane ones (`f32x16`: one AVX-512 instruction in builds that have it, two AVX2
+//! instructions otherwise). The machine's peak is the larger of the two.
 //!
 //! ```sh
 //! cargo run --release -p convgrad-kernels --example fma_peak
@@ -12,31 +14,40 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use rayon::prelude::*;
-use wide::f32x8;
+use wide::{f32x16, f32x8};
 
 /// Independent accumulators per thread.
 const CHAINS: usize = 10;
 /// Iterations of the inner loop per thread and round.
 const ITERATIONS: usize = 50_000_000;
 
-/// Runs the FMA chains once and returns a value that depends on all of them.
-fn chains(iterations: usize) -> f32 {
-    let mut acc: [f32x8; CHAINS] = std::array::from_fn(|i| f32x8::splat(i as f32 * 1e-3));
-    let (a, b) = (
-        black_box(f32x8::splat(0.999_9)),
-        black_box(f32x8::splat(1e-4)),
-    );
-    for _ in 0..iterations {
-        for acc in &mut acc {
-            *acc = acc.mul_add(a, b);
+/// `chains_x8` and `chains_x16`: run the FMA chains once on vectors of one width and return a
+/// value that depends on all of them.
+macro_rules! chains {
+    ($name:ident, $vector:ty) => {
+        fn $name(iterations: usize) -> f32 {
+            let mut acc: [$vector; CHAINS] =
+                std::array::from_fn(|i| <$vector>::splat(i as f32 * 1e-3));
+            let (a, b) = (
+                black_box(<$vector>::splat(0.999_9)),
+                black_box(<$vector>::splat(1e-4)),
+            );
+            for _ in 0..iterations {
+                for acc in &mut acc {
+                    *acc = acc.mul_add(a, b);
+                }
+            }
+            acc.iter().map(|v| v.reduce_add()).sum()
         }
-    }
-    acc.iter().map(|v| v.reduce_add()).sum()
+    };
 }
+chains!(chains_x8, f32x8);
+chains!(chains_x16, f32x16);
 
-/// Best GFLOP/s over five rounds with `threads` threads.
-fn peak(threads: usize) -> f64 {
-    let flops = (2 * 8 * CHAINS * ITERATIONS * threads) as f64;
+/// Best GFLOP/s over five rounds with `threads` threads, each running `chains` on vectors of
+/// `lanes` lanes.
+fn peak(threads: usize, lanes: usize, chains: fn(usize) -> f32) -> f64 {
+    let flops = (2 * lanes * CHAINS * ITERATIONS * threads) as f64;
     (0..5)
         .map(|_| {
             let start = Instant::now();
@@ -52,6 +63,14 @@ fn peak(threads: usize) -> f64 {
 
 fn main() {
     let threads = rayon::current_num_threads();
-    println!("1 thread:   {:.1} GFLOP/s", peak(1));
-    println!("{threads} threads:  {:.1} GFLOP/s", peak(threads));
+    for (name, lanes, chains) in [
+        ("f32x8", 8, chains_x8 as fn(usize) -> f32),
+        ("f32x16", 16, chains_x16),
+    ] {
+        println!("{name:7} 1 thread:   {:.1} GFLOP/s", peak(1, lanes, chains));
+        println!(
+            "{name:7} {threads} threads:  {:.1} GFLOP/s",
+            peak(threads, lanes, chains)
+        );
+    }
 }

@@ -15,7 +15,7 @@
 //! while the blocks' packed weights stream from L2.
 
 use super::Dims;
-use crate::conv::tile::{as_arrays, panel_tile, store_pixel_tile, LANES};
+use crate::conv::tile::{as_arrays, panel_tile, store_pixel_tile, LANES, PAIRED};
 use crate::lanes::load;
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
@@ -23,8 +23,9 @@ use wide::f32x8;
 
 /// Rows of `A` per tile: with 2 vectors of pixels, 12 accumulators.
 const BLOCK_ROWS: usize = 6;
-/// Vectors of pixels per tile.
-const U: usize = 2;
+/// Vectors of 8 pixels per tile; with AVX-512 the micro-kernel joins them in pairs
+/// (`conv/tile.rs`), so 4 of them keep 12 accumulators.
+const U: usize = if PAIRED { 4 } else { 2 };
 /// Pixels per tile.
 const TILE: usize = U * LANES;
 

@@ -8,13 +8,14 @@ use super::{Weights, BLOCK};
 use crate::conv::fill_with_bias;
 use crate::conv::padded::SplitInput;
 use crate::conv::tasks::block_ranges;
-use crate::conv::tile::{as_arrays, strided_tile, LANES};
+use crate::conv::tile::{as_arrays, strided_tile, LANES, PAIRED};
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
 use wide::f32x8;
 
-/// Vectors of tiles per register tile.
-const U: usize = 2;
+/// Vectors of 8 tiles per register tile; with AVX-512 the micro-kernel joins them in pairs
+/// (`conv/tile.rs`), so 4 of them keep as many accumulators as 2 do with AVX2.
+const U: usize = if PAIRED { 4 } else { 2 };
 /// Tiles per register tile.
 const TILE: usize = U * LANES;
 /// Values of `V` per group of tiles, at most: 128 KiB, a quarter of L2.

@@ -6,7 +6,7 @@
 //! copied into a `[C, images * pixels]` matrix and the result copied back. Here a column is any
 //! pixel of any image, found through a table of offsets:
 //!
-//! | pass | tile lanes (6) | 16 vector lanes | summed over | packed |
+//! | pass | tile lanes (6) | 16 vector lanes (32 with AVX-512) | summed over | packed |
 //! |---|---|---|---|---|
 //! | forward | output channels, rows of `W` | columns | input channels | 16 columns of the input |
 //! | backward-data | input channels, columns of `W` | columns | output channels | 16 columns of `grad_output` |
@@ -34,11 +34,12 @@ mod weight;
 pub(super) use product::{backward_data, forward};
 pub(super) use weight::backward_weight;
 
-use crate::conv::tile::LANES;
+use crate::conv::tile::{LANES, PAIRED};
 use crate::Conv2dGeometry;
 
-/// Vectors per tile: 16 columns (or channels) in the vector lanes.
-const V: usize = 2;
+/// Vectors of 8 per tile: 16 columns (or channels) in the vector lanes, 12 accumulators. With
+/// AVX-512 the micro-kernel joins them in pairs (`conv/tile.rs`), so 32 columns keep as many.
+const V: usize = if PAIRED { 4 } else { 2 };
 /// Tile lanes: rows of the matrix (or channels of the lane operand).
 const P: usize = 6;
 /// Columns in one packed block.
