@@ -11,6 +11,7 @@
 // Every `unsafe` block says why it is sound, in a `// SAFETY:` comment that clippy checks.
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod cache;
 pub mod conv;
 mod error;
 pub mod geometry;

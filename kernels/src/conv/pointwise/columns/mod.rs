@@ -44,7 +44,7 @@ const V: usize = if PAIRED { 4 } else { 2 };
 const P: usize = 6;
 /// Columns in one packed block.
 const BLOCK: usize = V * LANES;
-/// Bytes of the matrix (or of the lane operand) a task keeps in L2 while every block of its
+/// Bytes of the matrix a forward or backward-data task keeps in L2 while every block of its
 /// columns passes over it.
 const CHUNK_BYTES: usize = 64 << 10;
 
@@ -83,9 +83,9 @@ fn runs(offsets: &[usize]) -> Vec<(usize, usize, usize)> {
     runs
 }
 
-/// Lanes (rows, or lane channels) per chunk: as many tiles as keep `CHUNK_BYTES` of a
-/// `depth`-long operand.
-fn chunk_lanes(depth: usize) -> usize {
-    let lanes = CHUNK_BYTES / (4 * depth.max(1));
+/// Lanes (rows, or lane channels) per chunk: as many tiles as keep `bytes` of a `depth`-long
+/// operand.
+fn chunk_lanes(depth: usize, bytes: usize) -> usize {
+    let lanes = bytes / (4 * depth.max(1));
     (lanes / P).max(1) * P
 }

@@ -1,7 +1,7 @@
 //! Pointwise forward and backward-data on small images: one product over every column of the
 //! batch (see `columns/mod.rs`).
 
-use super::{chunk_lanes, column_offsets, pixel_positions, runs, BLOCK, P, V};
+use super::{chunk_lanes, column_offsets, pixel_positions, runs, BLOCK, CHUNK_BYTES, P, V};
 use crate::conv::pointwise::Dims;
 use crate::conv::tile::{as_arrays, lane_bases, panel_tile, tile, Taps, LANES};
 use crate::lanes::{load, prefetch, store};
@@ -155,7 +155,7 @@ impl MatrixRows {
     fn per_chunk(&self, product: &Product, depth: usize) -> usize {
         match self {
             MatrixRows::InPlace { .. } if product.depth_step != 1 => 2 * P,
-            _ => chunk_lanes(depth),
+            _ => chunk_lanes(depth, CHUNK_BYTES),
         }
     }
 }
