@@ -7,6 +7,7 @@ use super::{
     LANES,
 };
 use crate::conv::bias_gradient;
+use crate::lanes::load;
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
 use wide::f32x8;
@@ -153,28 +154,14 @@ impl GradJob<'_> {
     fn run<const V: usize, const P: usize>(&self) -> Vec<f32x8> {
         let taps = self.task.taps.clone();
         let mut sums = vec![f32x8::ZERO; taps.len() * V];
-        // Up to 64 KiB each: on the heap rather than a worker thread's stack.
+        // Up to 64 KiB: on the heap rather than a worker thread's stack.
         #[allow(clippy::useless_vec)]
-        let (mut lanes, mut chunk_grad) = (
-            vec![[[0.0f32; LANES]; V]; PIXEL_CHUNK],
-            vec![[f32x8::ZERO; V]; PIXEL_CHUNK],
-        );
+        let mut chunk_grad = vec![[f32x8::ZERO; V]; PIXEL_CHUNK];
         for image in self.task.images.clone() {
             let source = &self.padded[image * self.padded_image..][..self.padded_image];
             for chunk_start in (0..self.out_plane).step_by(PIXEL_CHUNK) {
                 let chunk = chunk_start..self.out_plane.min(chunk_start + PIXEL_CHUNK);
-                for channel in 0..self.block.len {
-                    let plane =
-                        (image * self.out_channels + self.block.start + channel) * self.out_plane;
-                    let (v, lane) = (channel / LANES, channel % LANES);
-                    let row = &self.grad_output[plane + chunk.start..plane + chunk.end];
-                    for (pixel_lanes, &value) in lanes.iter_mut().zip(row) {
-                        pixel_lanes[v][lane] = value;
-                    }
-                }
-                for (vectors, values) in chunk_grad.iter_mut().zip(&lanes[..chunk.len()]) {
-                    *vectors = values.map(f32x8::from);
-                }
+                self.transpose_chunk(image, chunk.clone(), &mut chunk_grad[..chunk.len()]);
                 let pixels = self.pixel_taps.slice(chunk.clone());
                 let chunk_grad = &chunk_grad[..chunk.len()];
                 for first in taps.clone().step_by(P) {
@@ -191,5 +178,44 @@ impl GradJob<'_> {
             }
         }
         sums
+    }
+
+    /// Writes the output gradient of `image` at the pixels `chunk` as `[pixel][V vectors]`
+    /// into `out`, channel `c` of the block in lane `c % 8` of vector `c / 8`, zero past the
+    /// block's channels.
+    ///
+    /// Eight channels of eight pixels are eight vector loads and a transpose in registers.
+    /// Written one value at a time, the loop compiled to AVX-512 scatters, a tenth of the pass
+    /// at 64 channels on 32 x 32.
+    fn transpose_chunk<const V: usize>(
+        &self,
+        image: usize,
+        chunk: std::ops::Range<usize>,
+        out: &mut [[f32x8; V]],
+    ) {
+        let first_plane = (image * self.out_channels + self.block.start) * self.out_plane;
+        let planes = &self.grad_output[first_plane..];
+        for v in 0..V {
+            let channels = v * LANES..self.block.len.min((v + 1) * LANES);
+            let row = |c: usize| &planes[c * self.out_plane + chunk.start..][..chunk.len()];
+            let mut pixel = 0;
+            if channels.len() == LANES {
+                while pixel + LANES <= chunk.len() {
+                    let rows: [f32x8; LANES] =
+                        std::array::from_fn(|j| load(&row(channels.start + j)[pixel..]));
+                    for (slot, vector) in out[pixel..].iter_mut().zip(f32x8::transpose(rows)) {
+                        slot[v] = vector;
+                    }
+                    pixel += LANES;
+                }
+            }
+            for (p, slot) in out.iter_mut().enumerate().skip(pixel) {
+                let mut lanes = [0.0f32; LANES];
+                for (lane, c) in lanes.iter_mut().zip(channels.clone()) {
+                    *lane = row(c)[p];
+                }
+                slot[v] = f32x8::from(lanes);
+            }
+        }
     }
 }
