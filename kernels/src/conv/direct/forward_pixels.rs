@@ -16,7 +16,7 @@
 
 use super::{block_ranges, split_by_image_and_blocks, ChannelBlock, Taps, LANES};
 use crate::conv::padded::SplitInput;
-use crate::conv::tile::{as_arrays, pixel_tile, store_pixel_tile};
+use crate::conv::tile::{as_arrays, pixel_tile, store_pixel_tile, PAIRED};
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
 
@@ -103,6 +103,7 @@ pub(super) fn forward(
                     3 => job.run::<3, 4>(as_arrays(weights), out),
                     4 => job.run::<4, 3>(as_arrays(weights), out),
                     5 => job.run::<5, 2>(as_arrays(weights), out),
+                    _ if PAIRED => job.run::<6, 4>(as_arrays(weights), out),
                     _ => job.run::<6, 2>(as_arrays(weights), out),
                 }
             }
