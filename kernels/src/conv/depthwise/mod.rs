@@ -57,6 +57,7 @@ mod narrow;
 mod stride_two;
 #[cfg(test)]
 mod tests;
+mod vector;
 
 pub use backward_data::backward_data;
 pub use backward_weight::backward_weight;
@@ -72,9 +73,8 @@ const LANES: usize = 8;
 
 /// Bitwise lane masks for `f32x8::bitand`: a lane of all ones keeps its value, a zero lane
 /// clears it (whatever it held, so non-finite values outside a row never reach a sum).
-/// `NOT_FIRST` clears lane 0, `NOT_LAST` lane 7.
+/// `NOT_LAST` clears lane 7. (`vector.rs` builds the masks of the strip kernels.)
 const KEEP: f32 = f32::from_bits(u32::MAX);
-const NOT_FIRST: [f32; LANES] = [0.0, KEEP, KEEP, KEEP, KEEP, KEEP, KEEP, KEEP];
 const NOT_LAST: [f32; LANES] = [KEEP, KEEP, KEEP, KEEP, KEEP, KEEP, KEEP, 0.0];
 
 #[inline(always)]

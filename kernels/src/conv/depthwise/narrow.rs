@@ -12,10 +12,20 @@
 //! read their true neighbours. Tap `(ky, kx)` of output row `o` is then shift `kx` of input row
 //! `o + ky - 1`: 9 FMAs per output vector on values already in registers, and 3 loads, where
 //! the general kernel makes 9 loads from a padded copy of the plane it first has to write.
+//!
+//! In builds with AVX-512, planes whose width is a multiple of 16 use strips of 16 (`f32x16`):
+//! the same loads and FMAs on twice the lanes (`vector.rs`).
 
-use super::{for_each_plane, load_at, KEEP, LANES, NOT_FIRST, NOT_LAST};
+use super::vector::Vector;
+use super::{for_each_plane, LANES};
+use crate::conv::tile::PAIRED;
 use crate::Conv2dGeometry;
-use wide::f32x8;
+use wide::{f32x16, f32x8};
+
+/// Whether planes `width` wide are filtered in strips of 16 (AVX-512 builds) rather than 8.
+fn wide_strips(width: usize) -> bool {
+    PAIRED && width % 16 == 0
+}
 
 /// Whether `g`'s forward is served here: a 3 x 3 kernel at unit stride and dilation with
 /// padding 1, on input rows of whole vectors (so output rows are the same).
@@ -81,7 +91,11 @@ fn run(
                     taps.reverse();
                 }
                 let bias = bias.map_or(0.0, |b| b[co]);
-                filter_plane(source, start, width, &taps, bias, out);
+                if wide_strips(width) {
+                    filter_plane::<f32x16>(source, start, width, &taps, bias, out);
+                } else {
+                    filter_plane::<f32x8>(source, start, width, &taps, bias, out);
+                }
             }
         },
     );
@@ -92,7 +106,7 @@ fn run(
 /// vector sums them as three independent chains of 3 FMAs, so consecutive rows overlap in the
 /// pipeline.
 #[inline(always)]
-fn filter_plane(
+fn filter_plane<V: Vector>(
     input: &[f32],
     start: usize,
     width: usize,
@@ -101,11 +115,11 @@ fn filter_plane(
     out: &mut [f32],
 ) {
     let height = out.len() / width;
-    let w: [f32x8; 9] = std::array::from_fn(|t| f32x8::splat(taps[t]));
-    let bias = f32x8::splat(bias);
-    for column in (0..width).step_by(LANES) {
-        let strip = Strip::new(input, start, width, height, column);
-        let mut above = [f32x8::ZERO; 3];
+    let w: [V; 9] = std::array::from_fn(|t| V::splat(taps[t]));
+    let bias = V::splat(bias);
+    for column in (0..width).step_by(V::LANES) {
+        let strip = Strip::<V>::new(input, start, width, height, column);
+        let mut above = [V::ZERO; 3];
         let mut middle = strip.row(0);
         for oy in 0..height {
             let below = strip.row(oy + 1);
@@ -113,10 +127,7 @@ fn filter_plane(
             let centre =
                 middle[0].mul_add(w[3], middle[1].mul_add(w[4], middle[2].mul_add(w[5], bias)));
             let bottom = below[0].mul_add(w[6], below[1].mul_add(w[7], below[2] * w[8]));
-            let out: &mut [f32; LANES] = (&mut out[oy * width + column..][..LANES])
-                .try_into()
-                .unwrap();
-            *out = (top + centre + bottom).to_array();
+            (top + centre + bottom).store(&mut out[oy * width + column..]);
             above = middle;
             middle = below;
         }
@@ -138,17 +149,30 @@ pub(super) fn accumulate_weight(
     acc: &mut [f32x8],
 ) {
     let acc: &mut [f32x8; 9] = acc.try_into().unwrap();
+    let sums = if wide_strips(width) {
+        weight_sums::<f32x16>(input, start, width, dy).map(Vector::fold)
+    } else {
+        weight_sums::<f32x8>(input, start, width, dy)
+    };
+    for (acc, sum) in acc.iter_mut().zip(sums) {
+        *acc += sum;
+    }
+}
+
+/// The 9 sums of [`accumulate_weight`] for one plane, in vectors of `V`.
+#[inline(always)]
+fn weight_sums<V: Vector>(input: &[f32], start: usize, width: usize, dy: &[f32]) -> [V; 9] {
     let height = dy.len() / width;
     assert_eq!(dy.len(), height * width);
-    let mut sums = *acc;
-    for column in (0..width).step_by(LANES) {
-        let strip = Strip::new(input, start, width, height, column);
+    let mut sums = [V::ZERO; 9];
+    for column in (0..width).step_by(V::LANES) {
+        let strip = Strip::<V>::new(input, start, width, height, column);
         // Gradient row `oy` of the strip, or zeros outside the plane.
         let d = |oy: usize| {
             if oy < height {
-                super::load(dy, oy * width + column)
+                V::load(&dy[oy * width + column..])
             } else {
-                f32x8::ZERO
+                V::ZERO
             }
         };
         for r in 0..height {
@@ -158,11 +182,11 @@ pub(super) fn accumulate_weight(
                 // `dy` is exactly the plane (asserted above).
                 unsafe {
                     let dy = dy.as_ptr();
-                    let d = [at(r + 1), at(r), at(r - 1)].map(|at| load_at(dy, at));
+                    let d = [at(r + 1), at(r), at(r - 1)].map(|at| V::load_at(dy, at));
                     (strip.inner_row(r), d)
                 }
             } else {
-                let d = [d(r + 1), d(r), r.checked_sub(1).map_or(f32x8::ZERO, d)];
+                let d = [d(r + 1), d(r), r.checked_sub(1).map_or(V::ZERO, d)];
                 (strip.edge_row(r), d)
             };
             for (ky, d) in d.into_iter().enumerate() {
@@ -172,44 +196,43 @@ pub(super) fn accumulate_weight(
             }
         }
     }
-    *acc = sums;
+    sums
 }
 
-/// The columns `column..column + 8` of every row of the plane of `height` rows of `width` at
-/// `input[start..]`, with the masks its shifts need: only the first strip has no column left of
-/// it, and only the last none right of it.
+/// The columns `column..column + V::LANES` of every row of the plane of `height` rows of
+/// `width` at `input[start..]`, with the masks its shifts need: only the first strip has no
+/// column left of it, and only the last none right of it.
 #[derive(Clone, Copy)]
-struct Strip<'a> {
+struct Strip<'a, V> {
     input: &'a [f32],
     /// Where the strip's first row starts in `input`.
     at: usize,
     width: usize,
     height: usize,
-    left: f32x8,
-    right: f32x8,
+    left: V,
+    right: V,
 }
 
-impl<'a> Strip<'a> {
+impl<'a, V: Vector> Strip<'a, V> {
     /// Panics unless the plane is inside `input` and `column` is a whole vector of its rows:
     /// the check the unchecked loads of [`Strip::inner_row`] rest on.
     #[inline(always)]
     fn new(input: &'a [f32], start: usize, width: usize, height: usize, column: usize) -> Self {
-        assert!(start + height * width <= input.len() && column + LANES <= width);
-        let all = f32x8::from([KEEP; LANES]);
+        assert!(start + height * width <= input.len() && column + V::LANES <= width);
         Strip {
             input,
             at: start + column,
             width,
             height,
             left: if column == 0 {
-                f32x8::from(NOT_FIRST)
+                V::mask_end(true)
             } else {
-                all
+                V::keep_all()
             },
-            right: if column + LANES == width {
-                f32x8::from(NOT_LAST)
+            right: if column + V::LANES == width {
+                V::mask_end(false)
             } else {
-                all
+                V::keep_all()
             },
         }
     }
@@ -224,7 +247,7 @@ impl<'a> Strip<'a> {
     /// Row `r` of the strip as its three shifts, or zeros below the plane (the padding under
     /// its last row).
     #[inline(always)]
-    fn row(&self, r: usize) -> [f32x8; 3] {
+    fn row(&self, r: usize) -> [V; 3] {
         if self.is_inner(r) {
             // SAFETY: checked just above.
             unsafe { self.inner_row(r) }
@@ -235,11 +258,11 @@ impl<'a> Strip<'a> {
 
     /// [`Strip::row`] for any row, with every load checked ([`shifted`]).
     #[inline(always)]
-    fn edge_row(&self, r: usize) -> [f32x8; 3] {
+    fn edge_row(&self, r: usize) -> [V; 3] {
         if r < self.height {
             shifted(self.input, self.at + r * self.width, self.left, self.right)
         } else {
-            [f32x8::ZERO; 3]
+            [V::ZERO; 3]
         }
     }
 
@@ -248,48 +271,45 @@ impl<'a> Strip<'a> {
     /// # Safety
     /// `self.is_inner(r)`.
     #[inline(always)]
-    unsafe fn inner_row(&self, r: usize) -> [f32x8; 3] {
+    unsafe fn inner_row(&self, r: usize) -> [V; 3] {
         let at = self.at + r * self.width;
         let base = self.input.as_ptr();
         // SAFETY: `Strip::new` checked that the plane is inside `input`; an inner row's vector
-        // starts at least a row (8 values) after the plane's start and ends at least a row
-        // before its end, so one value before and after it are inside too.
+        // starts at least a row (a vector or more) after the plane's start and ends at least a
+        // row before its end, so one value before and after it are inside too.
         unsafe {
             [
-                load_at(base, at - 1) & self.left,
-                load_at(base, at),
-                load_at(base, at + 1) & self.right,
+                V::load_at(base, at - 1) & self.left,
+                V::load_at(base, at),
+                V::load_at(base, at + 1) & self.right,
             ]
         }
     }
 }
 
-/// The 8 values at `input[at..]` as `[left, row, right]`: lane `x` of `left` is the value
-/// before lane `x` and of `right` the value after it, each masked (`keep_left`, `keep_right`)
-/// where that is outside the row.
+/// The `V::LANES` values at `input[at..]` as `[left, row, right]`: lane `x` of `left` is the
+/// value before lane `x` and of `right` the value after it, each masked (`keep_left`,
+/// `keep_right`) where that is outside the row.
 #[inline(always)]
-fn shifted(input: &[f32], at: usize, keep_left: f32x8, keep_right: f32x8) -> [f32x8; 3] {
-    let load = |at: usize| f32x8::from(<[f32; LANES]>::try_from(&input[at..at + LANES]).unwrap());
-    let row = load(at);
-    let values = row.to_array();
+fn shifted<V: Vector>(input: &[f32], at: usize, keep_left: V, keep_right: V) -> [V; 3] {
+    let lanes = V::LANES;
+    let row = V::load(&input[at..]);
     // The first row of the input has nothing before it, and the last nothing after it; those
     // vectors are in the first and the last strip, whose masks clear that lane.
     let left = match at.checked_sub(1) {
-        Some(before) => load(before) & keep_left,
-        None => f32x8::from(std::array::from_fn(|x| {
-            if x == 0 {
-                0.0
-            } else {
-                values[x - 1]
-            }
-        })),
+        Some(before) => V::load(&input[before..]) & keep_left,
+        None => {
+            let mut values = [0.0f32; 16];
+            values[1..lanes].copy_from_slice(&input[at..at + lanes - 1]);
+            V::load(&values)
+        }
     };
-    let right = if at + LANES < input.len() {
-        load(at + 1) & keep_right
+    let right = if at + lanes < input.len() {
+        V::load(&input[at + 1..]) & keep_right
     } else {
-        f32x8::from(std::array::from_fn(|x| {
-            values.get(x + 1).copied().unwrap_or(0.0)
-        }))
+        let mut values = [0.0f32; 16];
+        values[..lanes - 1].copy_from_slice(&input[at + 1..at + lanes]);
+        V::load(&values)
     };
     [left, row, right]
 }
