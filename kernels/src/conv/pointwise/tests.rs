@@ -100,7 +100,8 @@ proptest! {
 
 prop_compose! {
     /// Small images, but at least 1024 columns over the batch: the column product on packed
-    /// panels of the matrix, with a partial last panel unless the rows are a multiple of 6.
+    /// panels of the matrix, with a partial last panel unless the rows are a multiple of the
+    /// panel height (6, or 8 with AVX-512).
     fn packed_products()(
         batch in 16usize..=20,
         in_channels in 1usize..=40,
