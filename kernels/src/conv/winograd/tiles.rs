@@ -215,7 +215,9 @@ impl Job<'_> {
                     3 => self.block::<S, 3>(block, &mut m, out),
                     4 => self.block::<S, 4>(block, &mut m, out),
                     5 => self.block::<S, 5>(block, &mut m, out),
-                    _ => self.block::<S, 6>(block, &mut m, out),
+                    6 => self.block::<S, 6>(block, &mut m, out),
+                    7 => self.block::<S, 7>(block, &mut m, out),
+                    _ => self.block::<S, 8>(block, &mut m, out),
                 }
             }
         }
