@@ -22,8 +22,9 @@ use rayon::prelude::*;
 
 /// Groups with at most this many input channels take this path.
 const FEW_CHANNELS: usize = 4;
-/// Output channels per tile: with 2 vectors of pixels, 12 accumulators.
-const BLOCK_CHANNELS: usize = 6;
+/// Output channels per tile: with 2 vectors of pixels, 12 accumulators; with AVX-512, 8
+/// channels of 4 vectors (2 paired registers), 16 accumulators.
+const BLOCK_CHANNELS: usize = if PAIRED { 8 } else { 6 };
 /// The widest tile reads (`8 * U` pixels with `U <= 8`): zeros after the split input so that a
 /// row's last tile may read past its end.
 const SLACK: usize = 8 * LANES;
@@ -103,8 +104,10 @@ pub(super) fn forward(
                     3 => job.run::<3, 4>(as_arrays(weights), out),
                     4 => job.run::<4, 3>(as_arrays(weights), out),
                     5 => job.run::<5, 2>(as_arrays(weights), out),
-                    _ if PAIRED => job.run::<6, 4>(as_arrays(weights), out),
-                    _ => job.run::<6, 2>(as_arrays(weights), out),
+                    6 if PAIRED => job.run::<6, 4>(as_arrays(weights), out),
+                    6 => job.run::<6, 2>(as_arrays(weights), out),
+                    7 => job.run::<7, 4>(as_arrays(weights), out),
+                    _ => job.run::<8, 4>(as_arrays(weights), out),
                 }
             }
         }
