@@ -76,6 +76,7 @@ pub fn backward_weight(
                 1 => job.run::<1, 8>(),
                 2 => job.run::<2, 6>(),
                 3 => job.run::<3, 8>(),
+                _ if crate::conv::tile::PAIRED => job.run::<4, 8>(),
                 _ => job.run::<4, 6>(),
             }
         })
