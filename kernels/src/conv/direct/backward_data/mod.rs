@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `phases.rs` | the stride phases of the input gradient: which taps reach each, their offsets in the padded output gradient, and the transposed weights packed per channel block |
 //! | `scatter.rs` | the channel-vectorised job: tiles of pixels times vectors of input channels, stored through the phase's index table |
-//! | `pixel.rs` | the pixel-vectorised job for groups of at most [`FEW_CHANNELS`] input channels (a stem's RGB) |
+//! | `pixel.rs` | the pixel-vectorised job for groups of at most [`FEW_CHANNELS`] input channels (a stem's RGB; up to 8 with AVX-512) |
 
 mod phases;
 mod pixel;
@@ -23,8 +23,10 @@ use rayon::prelude::*;
 use scatter::ScatterJob;
 
 /// Groups with at most this many input channels (a stem's RGB) vectorise over pixels instead of
-/// channels, which would leave most of each vector empty.
-const FEW_CHANNELS: usize = 4;
+/// channels, which would leave most of each vector empty. With AVX-512 the pixel tiles hold 16
+/// pixels per register and take groups of up to 8 channels: LeNet-5's second layer (6 input
+/// channels) ran its backward-data in 0.40 ms instead of 0.59 to 0.66.
+const FEW_CHANNELS: usize = if crate::conv::tile::PAIRED { 8 } else { 4 };
 /// Zeros after the padded gradient, so the pixel kernel's last vectors stay inside it.
 const SLACK: usize = 8 * LANES;
 
@@ -136,7 +138,11 @@ pub fn backward_data(
                             1 => job.run::<1, 8>(as_arrays(weights), block_out),
                             2 => job.run::<2, 6>(as_arrays(weights), block_out),
                             3 => job.run::<3, 4>(as_arrays(weights), block_out),
-                            _ => job.run::<4, 3>(as_arrays(weights), block_out),
+                            4 => job.run::<4, 3>(as_arrays(weights), block_out),
+                            5 => job.run::<5, 2>(as_arrays(weights), block_out),
+                            6 => job.run::<6, 2>(as_arrays(weights), block_out),
+                            7 => job.run::<7, 2>(as_arrays(weights), block_out),
+                            _ => job.run::<8, 2>(as_arrays(weights), block_out),
                         }
                     }
                 }
