@@ -82,10 +82,21 @@ use rayon::prelude::*;
 use schemes::{Scheme, StrideTwo, StrideTwoBackEven, StrideTwoBackOdd, UnitStride};
 use tiles::run;
 
-/// Output channels per register tile: 6 times 2 vectors of tiles, or with AVX-512 8 times 2
-/// paired registers (16 accumulators; 1.1x to 1.25x faster at 32 x 32 and 16 x 16 than 6, and
-/// at stride 2, but about 7% slower on 8 x 8 maps).
+/// Output channels per register tile, at most: 6 times 2 vectors of tiles, or with AVX-512 8
+/// times 2 paired registers (16 accumulators). See [`block_rows`].
 const BLOCK: usize = if crate::conv::tile::PAIRED { 8 } else { 6 };
+
+/// Output channels per register tile for outputs of `height x width`: [`BLOCK`], but 6 on maps
+/// of 64 pixels or fewer. With AVX-512, 8 channels were 1.1x to 1.25x faster than 6 at 32 x 32
+/// and 16 x 16 and at stride 2, and slower on 8 x 8 maps: with 6 there, 256 channels went from
+/// 8.2 to 7.4 ms and 128 from 2.4 to 2.3 (64 channels, 0.75 -> 0.80 ms, lost a little).
+fn block_rows((height, width): (usize, usize)) -> usize {
+    if height * width <= 64 {
+        BLOCK.min(6)
+    } else {
+        BLOCK
+    }
+}
 /// Fewest input and output channels served here. With fewer, the sums over input channels are
 /// short next to the transforms.
 const MIN_CHANNELS: usize = 16;
@@ -162,7 +173,10 @@ pub fn forward(
 /// input channels.
 fn forward_weights<S: Scheme>(g: &Conv2dGeometry, weight: &[f32]) -> Weights {
     let c = g.in_channels;
-    Weights::new::<S>(g.out_channels, c, |k, ci| kernel(weight, k * c + ci, false))
+    let block = block_rows((g.out_height(), g.out_width()));
+    Weights::new::<S>((g.out_channels, block), c, |k, ci| {
+        kernel(weight, k * c + ci, false)
+    })
 }
 
 /// `grad_input = d(loss)/d(input)`: the forward of the transposed convolution (see the module
@@ -207,7 +221,10 @@ pub fn backward_data(
 /// schemes take them as they are.
 fn backward_weights<S: Scheme>(g: &Conv2dGeometry, weight: &[f32], turn: bool) -> Weights {
     let c = g.in_channels;
-    Weights::new::<S>(c, g.out_channels, |ci, k| kernel(weight, k * c + ci, turn))
+    let block = block_rows((g.in_height, g.in_width));
+    Weights::new::<S>((c, block), g.out_channels, |ci, k| {
+        kernel(weight, k * c + ci, turn)
+    })
 }
 
 /// Panics unless the kernel, stride, dilation, groups and padding are ones these passes compute
@@ -230,11 +247,13 @@ fn kernel(weight: &[f32], index: usize, turn: bool) -> [f32; 9] {
     values
 }
 
-/// The transformed kernels `U[ξ][row][depth]`, packed by blocks of [`BLOCK`] rows as
+/// The transformed kernels `U[ξ][row][depth]`, packed by blocks of `block` rows as
 /// `[block][ξ][depth][rows of the block]`.
 struct Weights {
     packed: Vec<f32>,
     rows: usize,
+    /// Rows per block, at most [`BLOCK`].
+    block: usize,
     depth: usize,
     /// Positions `ξ` of the scheme's transformed tile.
     positions: usize,
@@ -242,20 +261,20 @@ struct Weights {
 
 impl Weights {
     /// Transforms by scheme `S`; `kernel(row, d)` is the 3 x 3 kernel from input `d` to output
-    /// `row`.
+    /// `row`, and the rows are packed by blocks of `block`.
     fn new<S: Scheme>(
-        rows: usize,
+        (rows, block): (usize, usize),
         depth: usize,
         kernel: impl Fn(usize, usize) -> [f32; 9] + Sync,
     ) -> Self {
         let positions = S::POSITIONS;
         let mut packed = vec![0.0; positions * rows * depth];
         packed
-            .par_chunks_mut(positions * BLOCK * depth.max(1))
+            .par_chunks_mut(positions * block * depth.max(1))
             .enumerate()
-            .for_each(|(block, chunk)| {
-                let first = block * BLOCK;
-                let len = BLOCK.min(rows - first);
+            .for_each(|(index, chunk)| {
+                let first = index * block;
+                let len = block.min(rows - first);
                 // Depth outer, so that each position's writes run on consecutively.
                 for d in 0..depth {
                     for row in first..first + len {
@@ -266,9 +285,11 @@ impl Weights {
                     }
                 }
             });
+        debug_assert!((1..=BLOCK).contains(&block));
         Weights {
             packed,
             rows,
+            block,
             depth,
             positions,
         }
@@ -276,7 +297,7 @@ impl Weights {
 
     /// `U[ξ]` for the block of `len` rows from `first`, as `[depth][len]`.
     fn block(&self, xi: usize, first: usize, len: usize) -> &[f32] {
-        debug_assert!(first % BLOCK == 0 && len == BLOCK.min(self.rows - first));
+        debug_assert!(first % self.block == 0 && len == self.block.min(self.rows - first));
         &self.packed[(first * self.positions + xi * len) * self.depth..][..len * self.depth]
     }
 }

@@ -59,7 +59,8 @@ pub(super) fn run<S: Scheme>(
     // Tasks: (range of images, range of channel blocks), each writing its own slice. Small
     // batches split the channels, so both cores are busy; small images are taken several at a
     // time, so a group of tiles spans images and each block of packed weights serves more tiles.
-    let blocks = g.out_channels.div_ceil(BLOCK);
+    let block = weights.block;
+    let blocks = g.out_channels.div_ceil(block);
     let ranges = block_ranges(g.batch, blocks);
     let tiles_per_image = grid.tiles_per_image();
     let images_per_task = if ranges.len() > 1 {
@@ -75,8 +76,8 @@ pub(super) fn run<S: Scheme>(
     for first_image in (0..g.batch).step_by(images_per_task) {
         let images = first_image..(first_image + images_per_task).min(g.batch);
         for range in &ranges {
-            let first = range.start * BLOCK;
-            let channels = (range.end * BLOCK).min(g.out_channels) - first;
+            let first = range.start * block;
+            let channels = (range.end * block).min(g.out_channels) - first;
             let (piece, tail) = rest.split_at_mut(images.len() * channels * out_plane);
             tasks.push((images.clone(), first..first + channels, piece));
             rest = tail;
@@ -201,8 +202,9 @@ impl Job<'_> {
                     });
                 }
             }
-            for first in channels.clone().step_by(BLOCK) {
-                let len = BLOCK.min(channels.end - first);
+            let block = self.weights.block;
+            for first in channels.clone().step_by(block) {
+                let len = block.min(channels.end - first);
                 let out = &mut out[(first - channels.start) * self.grid.plane()..];
                 let block = Block {
                     first,
