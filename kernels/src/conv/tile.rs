@@ -6,9 +6,10 @@
 //!
 //! In builds with AVX-512 each micro-kernel joins its 8-lane vectors in pairs and works on
 //! 16-lane `f32x16` registers, one instruction where AVX2 needs two (`PAIRED`); its callers
-//! then ask for twice the vectors per tile, so a tile still holds about 12 accumulators, and
-//! receive the sums as 8-lane vectors as before. On the Intel host of BENCHMARKS.md's tenth
-//! pass this made the pointwise forward at 728 channels 1.4 times as fast.
+//! then ask for twice the vectors per tile, and most for 8 rows instead of 6, so a tile holds
+//! 16 accumulators, and receive the sums as 8-lane vectors as before. On the Intel host of
+//! BENCHMARKS.md's tenth pass this made the pointwise forward at 728 channels 1.5 times as
+//! fast.
 //!
 //! A pass picks what the lanes, the offsets and the packed vectors stand for; see
 //! `conv/direct/mod.rs` for the direct convolution's three passes and `conv/pointwise/columns/`
