@@ -19,8 +19,9 @@ use wide::{f32x16, f32x8};
 
 /// Channels in one SIMD vector.
 pub(crate) const LANES: usize = 8;
-/// Vectors of 8 channels per register block. With AVX-512VL the 256-bit instructions can use 32
-/// registers, room for 4 x 6 = 24 accumulators; with AVX2 alone there are 16, room for 2 x 6.
+/// Vectors of 8 channels per register block. With AVX-512 there are 32 registers: the 4 vectors
+/// are 2 paired registers per lane, and 8 lanes of them make 16 accumulators (see
+/// [`tile_lanes`]); with AVX2 alone there are 16 registers, room for 2 x 6.
 const MAX_VECTORS: usize = if cfg!(target_feature = "avx512vl") {
     4
 } else {
