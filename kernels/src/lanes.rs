@@ -15,6 +15,17 @@ pub(crate) fn load(values: &[f32]) -> f32x8 {
     f32x8::new(lanes)
 }
 
+/// Eight consecutive values from each of eight rows `stride` apart, the first at `at`,
+/// transposed: vector `i` holds value `i` of every row, row `j` in lane `j`. Eight vector loads
+/// and a transpose in registers, where gathering the values one at a time would store each
+/// and then stall the vector load that follows (a failed store-to-load forward).
+#[inline(always)]
+pub(crate) fn load_transposed(values: &[f32], at: usize, stride: usize) -> [f32x8; LANES] {
+    f32x8::transpose(std::array::from_fn(|row| {
+        load(&values[at + row * stride..])
+    }))
+}
+
 /// Up to eight leading elements of `values`; lanes past the end are zero.
 #[inline(always)]
 pub(crate) fn load_partial(values: &[f32]) -> f32x8 {

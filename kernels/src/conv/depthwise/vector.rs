@@ -7,6 +7,8 @@ use std::ops::{Add, BitAnd, Mul};
 
 use wide::{f32x16, f32x8};
 
+use super::KEEP;
+
 /// What `narrow.rs` needs of a vector of `f32` lanes.
 pub(super) trait Vector:
     Copy + Add<Output = Self> + Mul<Output = Self> + BitAnd<Output = Self>
@@ -34,9 +36,6 @@ pub(super) trait Vector:
     /// The lanes folded into 8 (lane `i` plus lane `i + 8`), for 8-lane accumulators.
     fn fold(self) -> f32x8;
 }
-
-/// All bits set: the `f32` lane of a mask that keeps its value.
-const KEEP: f32 = f32::from_bits(u32::MAX);
 
 /// A mask of `N` lanes with the first or the last cleared.
 fn end_mask<const N: usize>(first: bool) -> [f32; N] {

@@ -7,7 +7,7 @@ use super::{
     LANES,
 };
 use crate::conv::bias_gradient;
-use crate::lanes::load;
+use crate::lanes::load_transposed;
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
 use wide::f32x8;
@@ -202,9 +202,9 @@ impl GradJob<'_> {
             let mut pixel = 0;
             if channels.len() == LANES {
                 while pixel + LANES <= chunk.len() {
-                    let rows: [f32x8; LANES] =
-                        std::array::from_fn(|j| load(&row(channels.start + j)[pixel..]));
-                    for (slot, vector) in out[pixel..].iter_mut().zip(f32x8::transpose(rows)) {
+                    let at = channels.start * self.out_plane + chunk.start + pixel;
+                    let vectors = load_transposed(planes, at, self.out_plane);
+                    for (slot, vector) in out[pixel..].iter_mut().zip(vectors) {
                         slot[v] = vector;
                     }
                     pixel += LANES;

@@ -220,8 +220,9 @@ impl Product<'_> {
             let targets = column_offsets(self.out_positions, 0..count, out_image);
             let source_runs: Vec<_> = sources.chunks(BLOCK).map(runs).collect();
             let target_runs: Vec<_> = targets.chunks(BLOCK).map(runs).collect();
-            // The sum runs `DEPTH_CHUNK` channels at a time, so that a packed block (16 KiB)
-            // and the tile's rows of the matrix stay in L1; later chunks add to the output.
+            // The sum runs `DEPTH_CHUNK` channels at a time, so that a packed block (16 KiB,
+            // 32 with AVX-512) and the tile's rows of the matrix stay in L1; later chunks add
+            // to the output.
             let mut packed = vec![[f32x8::ZERO; V]; source_runs.len() * DEPTH_CHUNK];
             for depth_start in (0..self.depth).step_by(DEPTH_CHUNK) {
                 let depth = (self.depth - depth_start).min(DEPTH_CHUNK);

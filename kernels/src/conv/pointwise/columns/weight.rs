@@ -5,7 +5,7 @@ use super::{chunk_lanes, column_offsets, pixel_positions, BLOCK, P, V};
 use crate::cache::l2_bytes;
 use crate::conv::pointwise::Dims;
 use crate::conv::tile::{lane_bases, tile, Taps, LANES};
-use crate::lanes::load;
+use crate::lanes::load_transposed;
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
 use wide::f32x8;
@@ -29,9 +29,8 @@ fn pack_channels(operand: &Operand, first: usize) -> Vec<[f32x8; V]> {
             // Columns only increase, so 8 of them spanning 7 positions are consecutive.
             let run = c + LANES <= columns.len() && columns[c + LANES - 1] == column + LANES - 1;
             if run && count == LANES {
-                let rows: [f32x8; LANES] =
-                    std::array::from_fn(|j| load(&planes[j * operand.plane + column..]));
-                for (slot, vector) in out[c..c + LANES].iter_mut().zip(f32x8::transpose(rows)) {
+                let vectors = load_transposed(planes, column, operand.plane);
+                for (slot, vector) in out[c..c + LANES].iter_mut().zip(vectors) {
                     slot[v] = vector;
                 }
                 c += LANES;
