@@ -1,26 +1,29 @@
 //! Pointwise (1 x 1) convolution: a GEMM on the NCHW tensor as it is.
 //!
 //! With a 1 x 1 kernel, one group and no padding, image `n` is a `[C_in, H*W]` matrix and
-//! `out[n] = W[C_out, C_in] x in[n][C_in, H*W]`, with no im2col. The three passes are
-//! GEMMs through `matrixmultiply::sgemm`, whose row/column strides make every transpose free:
+//! `out[n] = W[C_out, C_in] x in[n][C_in, H*W]`, with no im2col:
 //!
 //! | pass | per image |
 //! |---|---|
-//! | forward | `Y = W X` (C starts as the bias, `beta = 1`; without bias `beta = 0`) |
+//! | forward | `Y = W X` (plus the bias) |
 //! | backward-data | `dX = W^T dY` |
 //! | backward-weight | `dW += dY X^T`, summed over the batch; `db = row sums of dY` |
 //!
 //! Images with fewer than 256 output pixels would make thin GEMMs that pack the whole weight
-//! for a few columns each; they are served by `columns` instead, which treats every pixel of the
-//! batch as one column of a single product computed with the direct kernel's register tile.
-//! Larger images at unit stride run forward and backward-data through `rows`: tiles of 6 rows
-//! of the weight (or of its transpose) times 16 consecutive pixels (8 x 32 with AVX-512), with the weight packed once
-//! per call instead of once per image, 1.1 to 2 times as fast as the per-image GEMMs on 2 cores.
-//! What is left to the GEMMs below: backward-weight, and strided passes on large images.
+//! for a few columns each; their forward and backward-data are served by `columns`, which
+//! treats every pixel of the batch as one column of a single product computed with the direct
+//! kernel's register tile. Larger images at unit stride run forward and backward-data through
+//! `rows`: tiles of 6 rows of the weight (or of its transpose) times 16 consecutive pixels
+//! (8 x 32 with AVX-512), with the weight packed once per call instead of once per image, 1.1 to
+//! 2 times as fast as the per-image GEMMs on 2 cores. Backward-weight always goes to `columns`,
+//! whose sum over every pixel of the batch, 256 pixels at a time, was 1.3 to 3.5 times as fast
+//! as a GEMM per image (BENCHMARKS.md, eleventh pass). What is left to `matrixmultiply::sgemm`
+//! (its row and column strides make the transposes free): forward and backward-data of strided
+//! 1 x 1 layers on large images.
 //!
-//! A stride above 1 picks every `stride`-th pixel: the input is first gathered into a contiguous
-//! `[C_in, H_out*W_out]` scratch matrix (forward, backward-weight), and backward-data computes
-//! into such a matrix and scatters it back, zeros elsewhere.
+//! A stride above 1 picks every `stride`-th pixel: the forward pass first gathers the input into
+//! a contiguous `[C_in, H_out*W_out]` scratch matrix, and backward-data computes into such a
+//! matrix and scatters it back, zeros elsewhere.
 //!
 //! Threading: see `Threading`. Images are independent GEMMs: small ones are spread over rayon
 //! threads, large ones run one after another on `matrixmultiply`'s own threads, never both.
@@ -159,55 +162,7 @@ pub fn backward_weight(
         // No input or output channels: nothing to sum (and no chunks to split the sum into).
         return;
     }
-    // Accumulates images `images` into `gw` (overwriting it first).
-    let accumulate = |images: std::ops::Range<usize>, gw: &mut [f32]| {
-        let mut scratch = Vec::new();
-        for (i, n) in images.enumerate() {
-            let dy = &grad_output[n * d.out_channels * d.pixels..][..d.out_channels * d.pixels];
-            let image = &input[n * d.in_channels * d.in_pixels..][..d.in_channels * d.in_pixels];
-            let x = if d.strided {
-                gather_strided(g, image, &mut scratch);
-                &scratch[..]
-            } else {
-                image
-            };
-            let x_t = Matrix::row_major(x, d.in_channels, d.pixels).transposed();
-            let beta = if i == 0 { 0.0 } else { 1.0 };
-            gemm(
-                Matrix::row_major(dy, d.out_channels, d.pixels),
-                x_t,
-                beta,
-                gw,
-            );
-        }
-    };
-    match Threading::for_gemm(g.batch, (d.out_channels, d.pixels, d.in_channels)) {
-        _ if d.small_images() => {
-            columns::backward_weight(g, &d, (input, grad_output), grad_weight);
-        }
-        Threading::Batch(parts) => {
-            // Each part accumulates its share of the batch; the partial sums are added once.
-            let len = grad_weight.len();
-            let mut partials = vec![0.0f32; (parts - 1) * len];
-            let ranges = batch_ranges(g.batch, parts);
-            let (first, rest) = ranges.split_first().expect("at least one part");
-            rayon::join(
-                || accumulate(first.clone(), grad_weight),
-                || {
-                    partials
-                        .par_chunks_mut(len)
-                        .zip(rest.par_iter())
-                        .for_each(|(gw, range)| accumulate(range.clone(), gw))
-                },
-            );
-            for partial in partials.chunks_exact(len) {
-                for (gw, p) in grad_weight.iter_mut().zip(partial) {
-                    *gw += p;
-                }
-            }
-        }
-        Threading::Gemm => accumulate(0..g.batch, grad_weight),
-    }
+    columns::backward_weight(g, &d, (input, grad_output), grad_weight);
 }
 
 /// How the work of one pass is spread over the cores.
@@ -238,13 +193,6 @@ impl Threading {
             Threading::Gemm
         }
     }
-}
-
-/// Splits `0..batch` into `parts` contiguous, near-equal ranges.
-fn batch_ranges(batch: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
-    (0..parts)
-        .map(|p| (p * batch / parts)..((p + 1) * batch / parts))
-        .collect()
 }
 
 /// Runs `per_image(n, output_image, scratch)` for every image, threaded as [`Threading`] says.

@@ -1,10 +1,11 @@
 //! The pointwise kernels against the scalar reference: random geometries (proptest) and the
 //! layer shapes of DESIGN.md at a reduced batch. Between them they run every path: the column
-//! product (images under 256 pixels, both orientations of its backward-weight, the weight read
-//! in place or packed from 1024 columns on), the row tiles (forward and backward-data of larger
-//! images at unit stride, with and without a partial last tile), and one GEMM per image
-//! (strided passes and backward-weight) on rayon threads (small GEMMs) and on matrixmultiply's
-//! threads (the DESIGN.md shapes).
+//! product (images under 256 pixels, the weight read in place or packed from 1024 columns on),
+//! its backward-weight (both orientations; over all columns at once below 1024 columns, in
+//! chunks of 256 split between the cores from there on, strided or not, with a partial last
+//! chunk), the row tiles (forward and backward-data of larger images at unit stride, with and
+//! without a partial last tile), and one GEMM per image (strided forward and backward-data)
+//! on rayon threads (small GEMMs) and on matrixmultiply's threads.
 
 use super::{backward_data, backward_weight, forward};
 use crate::conv::test_support::{check_passes, Family};
@@ -32,6 +33,9 @@ fn design_shapes_at_batch_two() {
     check_all(&pointwise(3, 728, 728, 8), 3, true);
     // ResNet downsampling shortcut: 1x1 stride 2.
     check_all(&pointwise(2, 64, 128, 15).with_stride((2, 2)), 4, true);
+    // The same at 40 x 40: 400 output pixels, a GEMM per image large enough for
+    // matrixmultiply's threads.
+    check_all(&pointwise(2, 64, 128, 40).with_stride((2, 2)), 13, true);
     // Enough columns (1088) to pack the matrix, and outputs large enough (728 channels) that
     // each task holds a single image.
     check_all(&pointwise(17, 300, 728, 8), 12, true);

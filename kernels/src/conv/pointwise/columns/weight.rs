@@ -1,11 +1,11 @@
-//! Pointwise backward-weight on small images: sums over every column of the batch (see
+//! Pointwise backward-weight: sums over every column (pixel) of the batch (see
 //! `columns/mod.rs`).
 
 use super::{chunk_lanes, column_offsets, pixel_positions, BLOCK, P, V};
 use crate::cache::l2_bytes;
 use crate::conv::pointwise::Dims;
 use crate::conv::tile::{lane_bases, tile, Taps, LANES};
-use crate::lanes::load_transposed;
+use crate::lanes::{load, load_transposed, store};
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
 use wide::f32x8;
@@ -17,8 +17,13 @@ use wide::f32x8;
 /// vectors, each column stalled on the loads that followed its 16 scalar stores (a failed
 /// store-to-load forward): 18% of backward-weight at 728 channels went there.
 fn pack_channels(operand: &Operand, first: usize) -> Vec<[f32x8; V]> {
-    let columns = &operand.columns;
-    let mut out = vec![[f32x8::ZERO; V]; columns.len()];
+    let mut out = vec![[f32x8::ZERO; V]; operand.columns.len()];
+    pack_columns(operand, first, &operand.columns, &mut out);
+    out
+}
+
+/// [`pack_channels`] for the columns at `columns` only, into `out` (one entry per column).
+fn pack_columns(operand: &Operand, first: usize, columns: &[usize], out: &mut [[f32x8; V]]) {
     let channels = (operand.channels - first).min(BLOCK);
     for (v, start) in (first..first + channels).step_by(LANES).enumerate() {
         let count = (first + channels - start).min(LANES);
@@ -43,8 +48,11 @@ fn pack_channels(operand: &Operand, first: usize) -> Vec<[f32x8; V]> {
             }
         }
     }
-    out
 }
+
+/// Columns summed per pass of [`chunked_sums`]: a packed block of them (32 KiB with AVX-512)
+/// stays in L1 while every lane tile passes over it.
+const COLUMN_CHUNK: usize = 256;
 
 /// One operand of backward-weight: an NCHW tensor as `[channels, columns]`.
 struct Operand<'a> {
@@ -114,6 +122,9 @@ fn column_sums(lanes: &Operand, packed: &Operand, sums: &mut [f32]) {
     if sums.is_empty() {
         return;
     }
+    if lanes.columns.len() >= 4 * COLUMN_CHUNK {
+        return chunked_sums(lanes, packed, sums);
+    }
     let blocks = packed.channels.div_ceil(BLOCK);
     // Each block of 16 packed channels as `[column][16]`.
     let packed_blocks: Vec<Vec<[f32x8; V]>> = (0..blocks)
@@ -161,4 +172,100 @@ fn column_sums(lanes: &Operand, packed: &Operand, sums: &mut [f32]) {
                 }
             }
         });
+}
+
+/// [`column_sums`] over many columns (at least 4 chunks): the columns are split into up to one
+/// range per core (each of at least 2 chunks), and each range's sums go to its own copy of
+/// `sums`, added at the end; where there are more cores than ranges, each range is split
+/// further over its lane channels. A task sums its columns [`COLUMN_CHUNK`] at a time: for each
+/// chunk it packs every block of the packed operand's channels (the chunk of both operands then
+/// sits in L2), and each lane tile sums the chunk with a packed block in L1 and adds the result
+/// to the task's sums. Summed over all the columns at once, a tile streamed a whole packed
+/// block from L3: 1 MiB per 32 channels at 16 x 16 and batch 32.
+fn chunked_sums(lanes: &Operand, packed: &Operand, sums: &mut [f32]) {
+    let threads = rayon::current_num_threads();
+    let columns = lanes.columns.len();
+    let chunks = columns.div_ceil(COLUMN_CHUNK);
+    let parts = threads.min(chunks / 2).max(1);
+    let lane_tasks = threads.div_ceil(parts);
+    let per_task = lanes.channels.div_ceil(lane_tasks).next_multiple_of(P);
+    let offsets: Vec<u32> = lanes
+        .columns
+        .iter()
+        .map(|&offset| u32::try_from(offset).expect("tensor exceeds u32 offsets"))
+        .collect();
+    let taps = Taps::new(&offsets);
+    let channel_starts: Vec<usize> = (0..lanes.channels).map(|c| c * lanes.plane).collect();
+    // Adds the sums of chunks `chunks` for lane channels `first_lane..` to `rows`.
+    let accumulate = |chunks: std::ops::Range<usize>, first_lane: usize, rows: &mut [f32]| {
+        let starts = &channel_starts[first_lane..][..rows.len() / packed.channels];
+        let blocks = packed.channels.div_ceil(BLOCK);
+        let mut buffer = vec![[f32x8::ZERO; V]; blocks * COLUMN_CHUNK];
+        for chunk in chunks {
+            let range = chunk * COLUMN_CHUNK..columns.min((chunk + 1) * COLUMN_CHUNK);
+            let len = range.len();
+            let taps = taps.slice(range.clone());
+            for (block, packed_block) in buffer.chunks_exact_mut(COLUMN_CHUNK).enumerate() {
+                let packed_block = &mut packed_block[..len];
+                pack_columns(
+                    packed,
+                    block * BLOCK,
+                    &packed.columns[range.clone()],
+                    packed_block,
+                );
+            }
+            for (block, vectors) in buffer.chunks_exact(COLUMN_CHUNK).enumerate() {
+                let first = block * BLOCK;
+                let channels = (packed.channels - first).min(BLOCK);
+                for first_lane in (0..starts.len()).step_by(P) {
+                    let bases = lane_bases::<P>(starts, first_lane);
+                    let acc = tile::<V, P>(lanes.data, &bases, taps, &vectors[..len]);
+                    let lane_rows =
+                        rows[first_lane * packed.channels..].chunks_mut(packed.channels);
+                    for (row, acc) in lane_rows.zip(&acc) {
+                        add_to(&mut row[first..][..channels], acc);
+                    }
+                }
+            }
+        }
+    };
+    // Part `part`'s sums, into `out` (zeroed first).
+    let part_sums = |part: usize, out: &mut [f32]| {
+        out.fill(0.0);
+        let chunks = part * chunks / parts..(part + 1) * chunks / parts;
+        out.par_chunks_mut(per_task * packed.channels)
+            .enumerate()
+            .for_each(|(task, rows)| accumulate(chunks.clone(), task * per_task, rows));
+    };
+    let len = sums.len();
+    let mut partials = vec![0.0f32; (parts - 1) * len];
+    rayon::join(
+        || part_sums(0, sums),
+        || {
+            partials
+                .par_chunks_mut(len)
+                .enumerate()
+                .for_each(|(part, out)| part_sums(part + 1, out))
+        },
+    );
+    for partial in partials.chunks_exact(len) {
+        for (sum, p) in sums.iter_mut().zip(partial) {
+            *sum += p;
+        }
+    }
+}
+
+/// `row += acc`, over the first `row.len()` (at most [`BLOCK`]) lanes of `acc`.
+#[inline(always)]
+fn add_to(row: &mut [f32], acc: &[f32x8; V]) {
+    if row.len() == BLOCK {
+        for (sums, &vector) in row.chunks_exact_mut(LANES).zip(acc) {
+            store(load(sums) + vector, sums);
+        }
+    } else {
+        let values = acc.iter().flat_map(|vector| vector.as_array());
+        for (sum, value) in row.iter_mut().zip(values) {
+            *sum += value;
+        }
+    }
 }
