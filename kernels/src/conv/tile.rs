@@ -84,11 +84,13 @@ fn unpair<const V: usize, const P: usize>(acc: [[f32x16; V]; P]) -> [[f32x8; V];
 /// the compiler spilled: 6 lanes made LeNet-5's second convolution's backward-data (6 input
 /// channels) about 15% faster and its training step 6 to 9%. With AVX-512, 4 vectors are 2
 /// paired registers, and 8 lanes (16 accumulators) made direct backward-weight 1.1x to 1.2x
-/// faster than 6.
+/// faster than 6; 2 vectors are one paired register, so 6 lanes left 6 accumulators, too few
+/// for the FMA latency, and 8 made LeNet-5's second convolution's forward (16 output
+/// channels) 1.2x faster.
 pub(crate) fn tile_lanes(vectors: usize) -> usize {
     match vectors {
+        2 | 4 if PAIRED => 8,
         3 => 8,
-        4 if PAIRED => 8,
         _ => 6,
     }
 }
@@ -100,6 +102,7 @@ macro_rules! dispatch_tile {
         use $crate::conv::tile::as_arrays;
         match $vectors {
             1 => $job.$method::<1, 6>(as_arrays(&$weights) $(, $arg)*),
+            2 if $crate::conv::tile::PAIRED => $job.$method::<2, 8>(as_arrays(&$weights) $(, $arg)*),
             2 => $job.$method::<2, 6>(as_arrays(&$weights) $(, $arg)*),
             3 => $job.$method::<3, 8>(as_arrays(&$weights) $(, $arg)*),
             _ if $crate::conv::tile::PAIRED => $job.$method::<4, 8>(as_arrays(&$weights) $(, $arg)*),

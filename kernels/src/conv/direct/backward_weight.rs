@@ -76,6 +76,7 @@ pub fn backward_weight(
             // The same tile shapes as `dispatch_tile!`.
             match block.vectors() {
                 1 => job.run::<1, 8>(),
+                2 if crate::conv::tile::PAIRED => job.run::<2, 8>(),
                 2 => job.run::<2, 6>(),
                 3 => job.run::<3, 8>(),
                 _ if crate::conv::tile::PAIRED => job.run::<4, 8>(),
