@@ -114,6 +114,10 @@ const MIN_CHANNELS: usize = 16;
 /// * at least one tile (2 x 2 outputs) of the batch per 1024 kernels (`C_in x C_out`): the
 ///   transformed weights, 16 values per kernel, stream from memory once per group of tiles, and
 ///   512 -> 512 channels on 16 images of 4 x 4 (64 tiles) took 15 to 21 ms against 13 to 17.
+///
+/// In builds with AVX-512 the direct kernel's tiles hold 16 lanes per register while these
+/// transforms use 8, and some layers the measurements above gave to Winograd's algorithm are
+/// the direct kernel's there (see [`direct_is_faster`]).
 pub fn applies(g: &Conv2dGeometry) -> bool {
     let tiles = g.batch * g.out_height().div_ceil(2) * g.out_width().div_ceil(2);
     g.kind() == ConvKind::Direct
@@ -122,6 +126,21 @@ pub fn applies(g: &Conv2dGeometry) -> bool {
         && g.out_channels >= MIN_CHANNELS
         && g.batch >= 2 * rayon::current_num_threads()
         && tiles * 1024 >= g.in_channels * g.out_channels
+        && !direct_is_faster(g)
+}
+
+/// Layers the direct kernel computes faster in AVX-512 builds (measured at batch 32 on 2 cores,
+/// BENCHMARKS.md, eleventh pass):
+///
+/// * stride 2: 64 -> 128 channels on 8 x 8 took 1.31 ms forward and 1.55 backward-data here
+///   against 0.68 and 0.61 direct, 256 -> 512 on 8 x 8 13.8 and 18.2 against 8.7 and 9.2, and
+///   64 -> 128 on 32 x 32 (the benchmark's layer) 5.2 and 6.0 against 5.0 and 5.7;
+/// * maps of 64 outputs or fewer with at most 128 x 128 channels (ResNet-18's middle stages on
+///   32 x 32 inputs): 128 channels on 4 x 4 took 1.24 ms forward against 0.95, 64 on 8 x 8 0.88
+///   against 0.71. With 256 channels on 8 x 8 Winograd's algorithm is still 1.4 times as fast.
+fn direct_is_faster(g: &Conv2dGeometry) -> bool {
+    let small = g.out_height() * g.out_width() <= 64 && g.in_channels * g.out_channels <= 128 * 128;
+    crate::conv::tile::PAIRED && (g.stride == (2, 2) || small)
 }
 
 /// Whether these passes can compute `g` at all: a 3 x 3 kernel at unit dilation with one group,

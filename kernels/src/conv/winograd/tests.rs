@@ -6,6 +6,7 @@
 use super::{backward_data, forward};
 use crate::conv::direct::backward_weight;
 use crate::conv::test_support::{check_empty_shapes, check_passes, design_3x3_shapes, Family};
+use crate::conv::tile::PAIRED;
 use crate::Conv2dGeometry;
 use proptest::prelude::*;
 
@@ -156,11 +157,13 @@ fn the_dispatcher_sends_3x3_layers_here_and_leaves_the_rest() {
     pool.install(|| {
         let layer = Conv2dGeometry::new(8, 64, 64, (32, 32), (3, 3)).with_padding((1, 1));
         assert!(super::applies(&layer));
-        // Stride 2 with padding 0 or 1; not 2, nor stride 3.
-        assert!(super::applies(&layer.with_stride((2, 2))));
-        assert!(super::applies(
-            &layer.with_stride((2, 2)).with_padding((0, 0))
-        ));
+        // Stride 2 with padding 0 or 1, except in AVX-512 builds, where the direct kernel is
+        // faster; not padding 2, nor stride 3.
+        assert_eq!(super::applies(&layer.with_stride((2, 2))), !PAIRED);
+        assert_eq!(
+            super::applies(&layer.with_stride((2, 2)).with_padding((0, 0))),
+            !PAIRED
+        );
         assert!(!super::applies(
             &layer.with_stride((2, 2)).with_padding((2, 2))
         ));
@@ -183,6 +186,16 @@ fn the_dispatcher_sends_3x3_layers_here_and_leaves_the_rest() {
             (4, 4),
             (3, 3)
         )));
+        // Small maps with few channels: the direct kernel's in AVX-512 builds.
+        let middle = Conv2dGeometry::new(8, 128, 128, (4, 4), (3, 3)).with_padding((1, 1));
+        assert_eq!(super::applies(&middle), !PAIRED);
+        assert!(super::applies(&Conv2dGeometry {
+            in_channels: 256,
+            out_channels: 256,
+            in_height: 8,
+            in_width: 8,
+            ..middle
+        }));
         // One image per thread.
         assert!(!super::applies(&Conv2dGeometry { batch: 2, ..layer }));
         // 512 -> 512 channels on 16 images of 4 x 4: 64 tiles for 262,144 kernels, too few; on
