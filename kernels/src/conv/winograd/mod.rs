@@ -117,7 +117,8 @@ const MIN_CHANNELS: usize = 16;
 ///
 /// In builds with AVX-512 the direct kernel's tiles hold 16 lanes per register while these
 /// transforms use 8, and some layers the measurements above gave to Winograd's algorithm are
-/// the direct kernel's there (see [`direct_is_faster`]).
+/// the direct kernel's there: stride 2, and maps of 64 outputs or fewer with at most 128 x 128
+/// channels (the measurements are at `direct_is_faster`).
 pub fn applies(g: &Conv2dGeometry) -> bool {
     let tiles = g.batch * g.out_height().div_ceil(2) * g.out_width().div_ceil(2);
     g.kind() == ConvKind::Direct
