@@ -81,6 +81,17 @@ impl<'a> Operand<'a> {
             columns: column_offsets(positions, 0..batch, channels * plane),
         }
     }
+
+    /// The columns' offsets, for a [`Taps`] table over them.
+    fn column_offsets(&self) -> Vec<u32> {
+        let offset = |&at: &usize| u32::try_from(at).expect("tensor exceeds u32 offsets");
+        self.columns.iter().map(offset).collect()
+    }
+
+    /// Where each channel's plane of the first image starts.
+    fn channel_starts(&self) -> Vec<usize> {
+        (0..self.channels).map(|c| c * self.plane).collect()
+    }
 }
 
 /// Overwrites `grad_weight` with `sum over columns of grad_out x in^T`.
@@ -131,13 +142,9 @@ fn column_sums(lanes: &Operand, packed: &Operand, sums: &mut [f32]) {
         .into_par_iter()
         .map(|block| pack_channels(packed, block * BLOCK))
         .collect();
-    let offsets: Vec<u32> = lanes
-        .columns
-        .iter()
-        .map(|&offset| u32::try_from(offset).expect("tensor exceeds u32 offsets"))
-        .collect();
+    let offsets = lanes.column_offsets();
     let taps = Taps::new(&offsets);
-    let channel_starts: Vec<usize> = (0..lanes.channels).map(|c| c * lanes.plane).collect();
+    let channel_starts = lanes.channel_starts();
 
     // Tasks: ranges of lane channels, each writing its rows of `sums`. Within a task, the lane
     // channels stay in L2 while every packed block passes over them, so a task holds as many
@@ -189,13 +196,9 @@ fn chunked_sums(lanes: &Operand, packed: &Operand, sums: &mut [f32]) {
     let parts = threads.min(chunks / 2).max(1);
     let lane_tasks = threads.div_ceil(parts);
     let per_task = lanes.channels.div_ceil(lane_tasks).next_multiple_of(P);
-    let offsets: Vec<u32> = lanes
-        .columns
-        .iter()
-        .map(|&offset| u32::try_from(offset).expect("tensor exceeds u32 offsets"))
-        .collect();
+    let offsets = lanes.column_offsets();
     let taps = Taps::new(&offsets);
-    let channel_starts: Vec<usize> = (0..lanes.channels).map(|c| c * lanes.plane).collect();
+    let channel_starts = lanes.channel_starts();
     // Adds the sums of chunks `chunks` for lane channels `first_lane..` to `rows`.
     let accumulate = |chunks: std::ops::Range<usize>, first_lane: usize, rows: &mut [f32]| {
         let starts = &channel_starts[first_lane..][..rows.len() / packed.channels];
