@@ -16,7 +16,7 @@
 //! `rows`: tiles of 6 rows of the weight (or of its transpose) times 16 consecutive pixels
 //! (8 x 32 with AVX-512), with the weight packed once per call instead of once per image, 1.1 to
 //! 2 times as fast as the per-image GEMMs on 2 cores. Backward-weight always goes to `columns`,
-//! whose sum over every pixel of the batch, 256 pixels at a time, was 1.3 to 3.5 times as fast
+//! whose sum over every pixel of the batch, 256 pixels at a time, was 1.7 to 4 times as fast
 //! as a GEMM per image (BENCHMARKS.md, eleventh pass). What is left to `matrixmultiply::sgemm`
 //! (its row and column strides make the transposes free): forward and backward-data of strided
 //! 1 x 1 layers on large images.
