@@ -171,11 +171,11 @@ pub fn backward_weight(
 /// once `m*k + k*n >= 2 * 16384`; calling it from several rayon threads then puts both pools on
 /// the same two cores. So each pass picks one level: images on rayon threads when the per-image
 /// GEMM is too small for `matrixmultiply` to thread (it then runs single-threaded inside), and
-/// one image after another with `matrixmultiply`'s threads otherwise (all the DESIGN.md layers).
+/// one image after another with `matrixmultiply`'s threads otherwise.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Threading {
-    /// Split the batch into this many parts run on rayon threads.
-    Batch(usize),
+    /// Images spread over rayon threads, each GEMM single-threaded inside.
+    Batch,
     /// One image after another, each GEMM using matrixmultiply's threads.
     Gemm,
 }
@@ -188,7 +188,7 @@ impl Threading {
         let threads = rayon::current_num_threads();
         let gemm_is_threaded = m * k + k * n >= 2 * MATRIXMULTIPLY_WORK_PER_THREAD;
         if threads > 1 && batch > 1 && !gemm_is_threaded {
-            Threading::Batch(threads.min(batch))
+            Threading::Batch
         } else {
             Threading::Gemm
         }
@@ -201,7 +201,7 @@ where
     F: Fn(usize, &mut [f32], &mut Vec<f32>) + Sync,
 {
     match threading {
-        Threading::Batch(_) => output
+        Threading::Batch => output
             .par_chunks_mut(image_len)
             .enumerate()
             .for_each_init(Vec::new, |scratch, (n, out)| per_image(n, out, scratch)),
