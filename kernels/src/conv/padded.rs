@@ -132,6 +132,8 @@ impl SplitInput {
                     for (dst_row, src_row) in rows.zip(src.chunks_exact(g.in_width)) {
                         dst_row.fill(0.0);
                         match stride {
+                            // One phase: the row as it is.
+                            1 => dst_row[pad_w..][..g.in_width].copy_from_slice(src_row),
                             2 => split_pairs(src_row, dst_row.split_at_mut(phase), pad_w),
                             4 => split_quads(src_row, dst_row, phase, halves, pad_w),
                             _ => split_values(src_row, dst_row, stride, phase, pad_w),
