@@ -17,6 +17,7 @@ mod gemm;
 pub mod im2col;
 mod padded;
 pub mod pointwise;
+mod recycled;
 pub mod reference;
 mod tasks;
 #[cfg(test)]

@@ -2,19 +2,14 @@
 //! tests: `PaddedPlanes` (every plane padded, in a buffer reused by the next call on the thread)
 //! and `SplitInput` (padded, each row split into column phases).
 
+use super::recycled::Recycled;
 use crate::Conv2dGeometry;
 use rayon::prelude::*;
 
 /// A zero-padded copy of a stack of planes, in a buffer that is reused by the next call on the
-/// same thread (see [`PaddedPlanes::new`]).
+/// same thread (see `conv/recycled.rs`).
 pub(in crate::conv) struct PaddedPlanes {
-    data: Vec<f32>,
-}
-
-thread_local! {
-    /// The buffer of the last [`PaddedPlanes`] dropped on this thread. A large fresh buffer costs
-    /// a page fault per 4 KiB the first time it is written, every call (DESIGN.md, "A trap").
-    static SPARE_BUFFER: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+    data: Recycled,
 }
 
 impl PaddedPlanes {
@@ -50,13 +45,10 @@ impl PaddedPlanes {
         })
     }
 
-    /// A buffer of `len` values, taken from this thread's spare when there is one and handed to
-    /// `fill`, which must write every value (a reused buffer holds the last call's data).
+    /// A buffer of `len` values, recycled when this thread has one, handed to `fill`, which must
+    /// write every value (a reused buffer holds the last call's data).
     pub(in crate::conv) fn build(len: usize, fill: impl FnOnce(&mut [f32])) -> Self {
-        // Taking the buffer out (rather than borrowing it) keeps a nested call on this thread,
-        // such as a rayon task stolen while waiting, correct: it finds no spare and allocates.
-        let mut data = SPARE_BUFFER.with(|spare| spare.take());
-        data.resize(len, 0.0);
+        let mut data = Recycled::take(len);
         fill(&mut data);
         PaddedPlanes { data }
     }
@@ -66,21 +58,6 @@ impl std::ops::Deref for PaddedPlanes {
     type Target = [f32];
     fn deref(&self) -> &[f32] {
         &self.data
-    }
-}
-
-impl Drop for PaddedPlanes {
-    fn drop(&mut self) {
-        let data = std::mem::take(&mut self.data);
-        SPARE_BUFFER.with(|spare| {
-            let previous = spare.take();
-            // Keep the larger of the two buffers.
-            spare.set(if previous.capacity() > data.capacity() {
-                previous
-            } else {
-                data
-            });
-        });
     }
 }
 
