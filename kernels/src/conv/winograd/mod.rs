@@ -77,6 +77,7 @@ mod transform;
 #[cfg(test)]
 mod tests;
 
+use crate::conv::recycled::Recycled;
 use crate::{Conv2dGeometry, ConvKind};
 use rayon::prelude::*;
 use schemes::{Scheme, StrideTwo, StrideTwoBackEven, StrideTwoBackOdd, UnitStride};
@@ -270,7 +271,7 @@ fn kernel(weight: &[f32], index: usize, turn: bool) -> [f32; 9] {
 /// The transformed kernels `U[ξ][row][depth]`, packed by blocks of `block` rows as
 /// `[block][ξ][depth][rows of the block]`.
 struct Weights {
-    packed: Vec<f32>,
+    packed: Recycled,
     rows: usize,
     /// Rows per block, at most [`BLOCK`].
     block: usize,
@@ -288,7 +289,8 @@ impl Weights {
         kernel: impl Fn(usize, usize) -> [f32; 9] + Sync,
     ) -> Self {
         let positions = S::POSITIONS;
-        let mut packed = vec![0.0; positions * rows * depth];
+        // Every value is written below.
+        let mut packed = Recycled::take(positions * rows * depth);
         packed
             .par_chunks_mut(positions * block * depth.max(1))
             .enumerate()

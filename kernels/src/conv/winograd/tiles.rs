@@ -88,9 +88,20 @@ pub(super) fn run<S: Scheme>(
             rest = tail;
         }
     }
+    // The buffers of `V` and the products are reused from one task to the next: zeroed for
+    // every task (of one image at 32 x 32), they took a tenth of the pass.
     tasks
         .into_par_iter()
-        .for_each(|(images, channels, out)| job.task::<S>(images, channels, out));
+        .for_each_init(Buffers::default, |buffers, (images, channels, out)| {
+            job.task::<S>(buffers, images, channels, out)
+        });
+}
+
+/// A task's working memory: `V` for a group of tiles, and the products of one block.
+#[derive(Default)]
+struct Buffers {
+    v: Vec<f32>,
+    m: Vec<[[f32x8; U]; BLOCK]>,
 }
 
 /// The tiles of one image: `rows x columns` tiles of `side x side` outputs (the last row or
@@ -173,6 +184,7 @@ impl Job<'_> {
     /// Output channels `channels` of `images`; `out` is their slice of the output.
     fn task<S: Scheme>(
         &self,
+        buffers: &mut Buffers,
         images: std::ops::Range<usize>,
         channels: std::ops::Range<usize>,
         out: &mut [f32],
@@ -189,14 +201,62 @@ impl Job<'_> {
         let total = images.len() * self.grid.tiles_per_image();
         let image_values = channels.len() * self.grid.plane();
         let stride = self.group + LANES;
-        let mut v = vec![0.0; S::POSITIONS * self.g.in_channels * stride];
-        let mut m = vec![[[f32x8::ZERO; U]; BLOCK]; S::POSITIONS * self.group / TILE];
+        // Every slot a product reads is written first for the group at hand (slots past the
+        // group's tiles hold stale values, whose outputs are not stored).
+        let v_len = S::POSITIONS * self.g.in_channels * stride;
+        buffers.v.resize(v_len, 0.0);
+        buffers
+            .m
+            .resize(S::POSITIONS * self.group / TILE, [[f32x8::ZERO; U]; BLOCK]);
+        let (v, m) = (&mut buffers.v[..v_len], &mut buffers.m[..]);
         let mut slots = Vec::with_capacity(self.group);
         for start in (0..total).step_by(self.group) {
             let count = self.group.min(total - start);
             slots.clear();
+            // Rows of 1, 2 or 4 tiles fill a vector's lanes from several rows (see
+            // `transform::short_rows`); other runs are transformed one at a time.
+            let short = matches!(self.grid.columns, 1 | 2 | 4);
+            let mut batch: Vec<(usize, Run)> = Vec::with_capacity(LANES);
+            let channels_in = self.g.in_channels;
+            let flush = |batch: &mut Vec<(usize, Run)>, v: &mut [f32]| {
+                if let Some(&(slot, _)) = batch.first() {
+                    let runs: Vec<Run> = batch.iter().map(|&(_, run)| run).collect();
+                    match self.grid.columns {
+                        1 => transform::short_rows::<S, 1>(
+                            &split,
+                            channels_in,
+                            &runs,
+                            v,
+                            (slot, stride),
+                        ),
+                        2 => transform::short_rows::<S, 2>(
+                            &split,
+                            channels_in,
+                            &runs,
+                            v,
+                            (slot, stride),
+                        ),
+                        _ => transform::short_rows::<S, 4>(
+                            &split,
+                            channels_in,
+                            &runs,
+                            v,
+                            (slot, stride),
+                        ),
+                    }
+                    batch.clear();
+                }
+            };
             for (slot, run) in self.grid.runs(start, count) {
-                transform::input::<S>(&split, self.g.in_channels, run, &mut v, (slot, stride));
+                if short && run.count == self.grid.columns {
+                    batch.push((slot, run));
+                    if batch.len() * run.count == LANES {
+                        flush(&mut batch, v);
+                    }
+                } else {
+                    flush(&mut batch, v);
+                    transform::input::<S>(&split, channels_in, run, v, (slot, stride));
+                }
                 let side = self.grid.side;
                 for column in run.column..run.column + run.count {
                     let (y, x) = (side * run.row, side * column);
@@ -207,24 +267,25 @@ impl Job<'_> {
                     });
                 }
             }
+            flush(&mut batch, v);
             let block = self.weights.block;
             for first in channels.clone().step_by(block) {
                 let len = block.min(channels.end - first);
                 let out = &mut out[(first - channels.start) * self.grid.plane()..];
                 let block = Block {
                     first,
-                    v: &v,
+                    v,
                     slots: &slots,
                 };
                 match len {
-                    1 => self.block::<S, 1>(block, &mut m, out),
-                    2 => self.block::<S, 2>(block, &mut m, out),
-                    3 => self.block::<S, 3>(block, &mut m, out),
-                    4 => self.block::<S, 4>(block, &mut m, out),
-                    5 => self.block::<S, 5>(block, &mut m, out),
-                    6 => self.block::<S, 6>(block, &mut m, out),
-                    7 => self.block::<S, 7>(block, &mut m, out),
-                    _ => self.block::<S, 8>(block, &mut m, out),
+                    1 => self.block::<S, 1>(block, m, out),
+                    2 => self.block::<S, 2>(block, m, out),
+                    3 => self.block::<S, 3>(block, m, out),
+                    4 => self.block::<S, 4>(block, m, out),
+                    5 => self.block::<S, 5>(block, m, out),
+                    6 => self.block::<S, 6>(block, m, out),
+                    7 => self.block::<S, 7>(block, m, out),
+                    _ => self.block::<S, 8>(block, m, out),
                 }
             }
         }
@@ -256,6 +317,12 @@ impl Job<'_> {
         let (width, plane) = (self.grid.out_width, self.grid.plane());
         for set in 0..sets {
             let products = &m[set * positions..][..positions];
+            // The tiles of each vector, and whether they are 8 whole tiles side by side.
+            let lanes: [&[Slot]; U] = std::array::from_fn(|u| {
+                let base = (set * TILE + u * LANES).min(count);
+                &slots[base..count.min(base + LANES)]
+            });
+            let whole = lanes.map(whole::<S>);
             for channel in 0..C {
                 let bias = f32x8::splat(self.bias.map_or(0.0, |b| b[first + channel]));
                 let out = &mut out[channel * plane..];
@@ -264,13 +331,12 @@ impl Job<'_> {
                     for (tile, product) in tiles.iter_mut().zip(products) {
                         *tile = product[channel][u];
                     }
-                    let y = transform::output::<S>(&tiles);
-                    let mut values = [[0.0; LANES]; MAX_OUTPUT * MAX_OUTPUT];
-                    for (value, y) in values.iter_mut().zip(y).take(S::OUTPUT * S::OUTPUT) {
-                        *value = (y + bias).to_array();
+                    let y = transform::output::<S>(&tiles).map(|y| y + bias);
+                    if whole[u] {
+                        interleave::<S>(&y, lanes[u], width, out);
+                    } else {
+                        store::<S>(&y, lanes[u], width, out);
                     }
-                    let base = (set * TILE + u * LANES).min(count);
-                    store::<S>(&values, &slots[base..count.min(base + LANES)], width, out);
                 }
             }
         }
@@ -284,39 +350,67 @@ struct Block<'a> {
     slots: &'a [Slot],
 }
 
-/// Stores the outputs of up to 8 tiles, `values[OUTPUT i + j][lane]` for output `(i, j)` of the
-/// tile in `slots[lane]`. When all 8 are whole tiles side by side along one row, which is most
-/// of them, each output row is one run of `8 * OUTPUT` values, interleaved and copied at once.
+/// Whether `slots` are 8 whole tiles, which most are: their outputs are then stored by
+/// [`interleave`].
+fn whole<S: Scheme>(slots: &[Slot]) -> bool {
+    slots.len() == LANES
+        && slots
+            .iter()
+            .all(|slot| slot.rows == S::OUTPUT && slot.columns == S::OUTPUT)
+}
+
+/// Stores the outputs of up to 8 tiles one value at a time, `values[OUTPUT i + j]` holding
+/// output `(i, j)` of the tile in `slots[lane]` in that lane (only the rows and columns of each
+/// tile that are inside the output).
 #[inline(always)]
 fn store<S: Scheme>(
-    values: &[[f32; LANES]; MAX_OUTPUT * MAX_OUTPUT],
+    values: &[f32x8; MAX_OUTPUT * MAX_OUTPUT],
     slots: &[Slot],
     width: usize,
     out: &mut [f32],
 ) {
-    let whole = |(lane, slot): (usize, &Slot)| {
-        slot.rows == S::OUTPUT
-            && slot.columns == S::OUTPUT
-            && slot.offset == slots[0].offset + S::OUTPUT * lane
-    };
-    if slots.len() == LANES && slots.iter().enumerate().all(whole) {
-        let mut row = [0.0; LANES * MAX_OUTPUT];
-        for i in 0..S::OUTPUT {
-            for lane in 0..LANES {
-                for j in 0..S::OUTPUT {
-                    row[S::OUTPUT * lane + j] = values[S::OUTPUT * i + j][lane];
-                }
-            }
-            let at = slots[0].offset + i * width;
-            out[at..at + LANES * S::OUTPUT].copy_from_slice(&row[..LANES * S::OUTPUT]);
-        }
-        return;
-    }
+    let values = values.map(|vector| vector.to_array());
     for (lane, slot) in slots.iter().enumerate() {
         for i in 0..slot.rows {
             let row = &mut out[slot.offset + i * width..][..slot.columns];
             for (j, value) in row.iter_mut().enumerate() {
                 *value = values[S::OUTPUT * i + j][lane];
+            }
+        }
+    }
+}
+
+/// Writes 8 whole tiles, `values[OUTPUT i + j]` holding output `(i, j)` of the tile in
+/// `slots[lane]` in that lane. One 8 x 8 transpose takes the `OUTPUT` vectors of `8 / OUTPUT`
+/// rows and gives, in vector `lane`, that tile's values of those rows one after the other, which
+/// are stored as runs of `OUTPUT`. (Written through an array on the stack, the interleaved rows
+/// of tiles side by side were read back with wider loads than the stores that wrote them: a
+/// stalled store-to-load forward, a tenth of the pass.)
+#[inline(always)]
+fn interleave<S: Scheme>(
+    values: &[f32x8; MAX_OUTPUT * MAX_OUTPUT],
+    slots: &[Slot],
+    width: usize,
+    out: &mut [f32],
+) {
+    debug_assert_eq!(slots.len(), LANES);
+    let rows_per_transpose = LANES / S::OUTPUT;
+    for first in (0..S::OUTPUT).step_by(rows_per_transpose) {
+        let rows = rows_per_transpose.min(S::OUTPUT - first);
+        let columns = f32x8::transpose(std::array::from_fn(|k| {
+            let (i, j) = (first + k / S::OUTPUT, k % S::OUTPUT);
+            if k / S::OUTPUT < rows {
+                values[S::OUTPUT * i + j]
+            } else {
+                f32x8::ZERO
+            }
+        }));
+        for (column, slot) in columns.iter().zip(slots) {
+            let column = column.as_array();
+            for r in 0..rows {
+                let start = slot.offset + (first + r) * width;
+                out[start..start + S::OUTPUT]
+                    .copy_from_slice(&column[S::OUTPUT * r..S::OUTPUT * (r + 1)]);
             }
         }
     }

@@ -76,12 +76,69 @@ pub(super) fn input<S: Scheme>(
                 }
             }
             // Along the rows (`(B^T d) B`).
-            for (i, row) in down.into_iter().enumerate().take(S::SIDE) {
-                for (j, value) in S::input_side(row).into_iter().enumerate().take(S::SIDE) {
+            // By reference: `into_iter` moved the whole array, a `memcpy` call that took a
+            // tenth of a forward pass.
+            for (i, row) in down.iter().enumerate().take(S::SIDE) {
+                for (j, value) in S::input_side(*row).iter().enumerate().take(S::SIDE) {
                     let at = ((S::SIDE * i + j) * channels + channel) * stride + slot + start;
                     let dst: &mut [f32; LANES] = (&mut v[at..at + LANES]).try_into().unwrap();
                     *dst = value.to_array();
                 }
+            }
+        }
+    }
+}
+
+/// [`input`] for whole rows of `N` tiles (`N` 1, 2 or 4: images of 4 to 16 outputs a side),
+/// `8 / N` of them at a time: each vector takes `N` tiles from each run, so its lanes are full
+/// where one row would fill only `N` of them. `runs` are consecutive rows of the group (their
+/// slots follow one another from `slot`), at most `8 / N` of them.
+pub(super) fn short_rows<S: Scheme, const N: usize>(
+    split: &SplitInput,
+    channels: usize,
+    runs: &[Run],
+    v: &mut [f32],
+    (slot, stride): (usize, usize),
+) {
+    debug_assert!(runs.len() * N <= LANES && runs.iter().all(|run| run.count == N));
+    let source = &split.planes[..];
+    let columns: [usize; MAX_SIDE] = std::array::from_fn(|c| {
+        let x = S::SHIFT + c;
+        (x % S::STEP) * split.phase + x / S::STEP
+    });
+    let mut bases = [0; LANES];
+    for (base, run) in bases.iter_mut().zip(runs) {
+        *base = run.image * split.image + (S::STEP * run.row + S::SHIFT) * split.row + run.column;
+    }
+    let rows = runs.len();
+    // The `N` values of each run at `offset` from its base, side by side.
+    let load = |offset: usize| {
+        let mut lanes = [0.0; LANES];
+        for q in 0..rows {
+            let at = bases[q] + offset;
+            lanes[q * N..(q + 1) * N].copy_from_slice(&source[at..at + N]);
+        }
+        f32x8::from(lanes)
+    };
+    let plane = split.height * split.row;
+    for channel in 0..channels {
+        let first = channel * plane;
+        let mut down = [[f32x8::ZERO; MAX_SIDE]; MAX_SIDE];
+        for (c, &column) in columns.iter().enumerate().take(S::INPUT) {
+            let mut d = [f32x8::ZERO; MAX_SIDE];
+            for (r, value) in d.iter_mut().enumerate().take(S::INPUT) {
+                *value = load(first + r * split.row + column);
+            }
+            let side = S::input_side(d);
+            for i in 0..S::SIDE {
+                down[i][c] = side[i];
+            }
+        }
+        for (i, row) in down.iter().enumerate().take(S::SIDE) {
+            for (j, value) in S::input_side(*row).iter().enumerate().take(S::SIDE) {
+                let at = ((S::SIDE * i + j) * channels + channel) * stride + slot;
+                let dst: &mut [f32; LANES] = (&mut v[at..at + LANES]).try_into().unwrap();
+                *dst = value.to_array();
             }
         }
     }
