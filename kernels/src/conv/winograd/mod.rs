@@ -1,6 +1,6 @@
-//! Winograd's minimal filtering for 3 x 3 convolutions: F(2 x 2, 3 x 3) at unit stride (Lavin and
-//! Gray, "Fast Algorithms for Convolutional Neural Networks", 2016), and the same idea at stride
-//! 2; the forward pass and backward-data.
+//! Winograd's minimal filtering for 3 x 3 convolutions: F(2 x 2, 3 x 3) and F(4 x 4, 3 x 3) at
+//! unit stride (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016), and
+//! the same idea at stride 2; the forward pass and backward-data.
 //!
 //! # What is new: fewer multiplications
 //! A direct 3 x 3 convolution spends 9 multiply-adds per output pixel, input channel and output
@@ -26,8 +26,20 @@
 //! 64 to 512 channels), the largest error relative to the largest output was 3.5e-7 to 8.7e-7
 //! for these passes and 0.8e-6 to 2.3e-6 for the direct kernel, which sums `9 C` products in one
 //! chain where this sums `C` per position. The tests hold both to the same `1e-4` of the scalar
-//! reference. (Larger tiles, F(4 x 4, 3 x 3), save 4 times but multiply by constants up to 8 in
-//! their transforms and do lose precision.)
+//! reference.
+//!
+//! # Larger tiles: F(4 x 4, 3 x 3)
+//! A 4 x 4 block of outputs reads a 6 x 6 patch, and the same construction on 6 points gives it
+//! from 36 products where the direct kernel spends 144: 4 times fewer, against 2.25 for
+//! F(2 x 2, 3 x 3) (`schemes.rs` has its matrices). Its transforms multiply by constants up to
+//! 8 and 1/24, and that costs precision. Against an `f64` sum on random data in `[-1, 1)`
+//! (batch 4, padding 1, `scratch_err` in BENCHMARKS.md's twelfth pass) the largest error
+//! relative to the largest output was 5.7e-6 to 1.3e-5 forward and 6.6e-6 to 1.2e-5
+//! backward-data, at 64 to 256 channels: 10 to 20 times F(2 x 2, 3 x 3)'s, 3 to 6 times the
+//! direct kernel's, and 8 times inside the tests' `1e-4` of the scalar reference. The passes
+//! take these tiles where they are faster (measured at `four`: maps of 14 outputs a side or
+//! more, up to 256 x 256 channels), and there they save 1.1x to 1.3x of the time (1.2x to 1.4x
+//! in AVX2 builds).
 //!
 //! # Backward-data
 //! The input gradient of a 3 x 3, stride-1 convolution with padding `p` is a 3 x 3, stride-1
@@ -56,16 +68,18 @@
 //! * The weights are transformed once per call and packed by blocks of 6 output channels, as
 //!   `[block][ξ][in channel][6]`.
 //! * The input is zero-padded and each row split into as many column phases as the tiles' step
-//!   (`SplitInput`; 2 at unit stride, 4 at stride 2): at unit stride tile `(r, c)` reads even
-//!   and odd values `c` and `c + 1` of four rows, so 8 tiles along a row are transformed with
-//!   vectors of consecutive values. Each task splits its own images, which are then still in L2
-//!   for the transforms.
+//!   (`SplitInput`; 2 for F(2 x 2, 3 x 3), 4 for F(4 x 4, 3 x 3) and at stride 2): with
+//!   F(2 x 2, 3 x 3) tile `(r, c)` reads even and odd values `c` and `c + 1` of four rows, so 8
+//!   tiles along a row are transformed with vectors of consecutive values. Where a row has only
+//!   2 or 4 tiles, a vector takes them from 4 or 2 rows. Each task splits its own images, which
+//!   are then still in L2 for the transforms.
 //! * A task is a range of images and a range of channel blocks. Its tiles are taken in groups;
 //!   for each group, `V` is written for every input channel (`[ξ][in channel][tile]`, sized to
 //!   stay in L2), then for each block of 6 output channels and each `ξ`, the register tile of
 //!   `conv/tile.rs` (`strided_tile`: 6 channels x 16 tiles, 12 accumulators) sums over the input
 //!   channels; the products of a block go through the output transform, the bias is added, and
-//!   the tiles' outputs are stored (8 tiles side by side as one run per output row).
+//!   the tiles' outputs are stored (8 whole tiles at a time through one transpose in
+//!   registers).
 //!
 //! Preconditions for every public function: the geometry is valid, [`applies`] holds and every
 //! slice has the length the geometry implies (the dispatcher in `conv/mod.rs` checks all three).
@@ -80,7 +94,7 @@ mod tests;
 use crate::conv::recycled::Recycled;
 use crate::{Conv2dGeometry, ConvKind};
 use rayon::prelude::*;
-use schemes::{Scheme, StrideTwo, StrideTwoBackEven, StrideTwoBackOdd, UnitStride};
+use schemes::{Scheme, StrideTwo, StrideTwoBackEven, StrideTwoBackOdd, UnitStride, UnitStrideFour};
 use tiles::run;
 
 /// Output channels per register tile, at most: 6 times 2 vectors of tiles, or with AVX-512 8
@@ -159,6 +173,17 @@ fn computes(g: &Conv2dGeometry) -> bool {
         }
 }
 
+/// Whether a unit-stride pass from `depth` channels to `rows` with `height x width` outputs
+/// takes F(4 x 4, 3 x 3) rather than F(2 x 2, 3 x 3). Measured at batch 32 on 2 cores
+/// (BENCHMARKS.md, twelfth pass), forward and backward-data: faster from 14 outputs a side
+/// (1.1x to 1.3x at 64 channels on 32 x 32 and 56 x 56, 128 on 16 x 16 and 28 x 28, 256 on
+/// 14 x 14), and 1.6 times slower on 8 x 8, where a group's few tiles (4 per image) stream
+/// the larger transformed weights (36 values per kernel, not 16) once per group. At 512
+/// channels on 16 x 16 the two were level.
+fn four((height, width): (usize, usize), (depth, rows): (usize, usize)) -> bool {
+    height.min(width) >= 14 && depth * rows <= 256 * 256
+}
+
 /// `output = conv(input, weight) + bias`.
 pub fn forward(
     g: &Conv2dGeometry,
@@ -169,7 +194,16 @@ pub fn forward(
 ) {
     check(g);
     let out = (g.out_height(), g.out_width());
-    if g.stride == (1, 1) {
+    if g.stride == (1, 1) && four(out, (g.in_channels, g.out_channels)) {
+        run::<UnitStrideFour>(
+            g,
+            out,
+            input,
+            &forward_weights::<UnitStrideFour>(g, weight),
+            bias,
+            output,
+        )
+    } else if g.stride == (1, 1) {
         run::<UnitStride>(
             g,
             out,
@@ -220,6 +254,11 @@ pub fn backward_data(
     let out = (g.in_height, g.in_width);
     let dx = grad_input;
     match (g.stride, g.padding) {
+        ((1, 1), (p, q)) if four(out, (g.out_channels, g.in_channels)) => {
+            let source = source.with_padding((2 - p, 2 - q));
+            let w = backward_weights::<UnitStrideFour>(g, weight, true);
+            run::<UnitStrideFour>(&source, out, grad_output, &w, None, dx)
+        }
         ((1, 1), (p, q)) => {
             let source = source.with_padding((2 - p, 2 - q));
             debug_assert_eq!(source.output_len(), g.input_len());

@@ -7,6 +7,7 @@
 //! | scheme | pass | input tile (step) | products | outputs | direct multiply-adds |
 //! |---|---|---|---:|---|---:|
 //! | [`UnitStride`] | stride 1 | 4 (2) | 16 | 2 x 2 | 36 |
+//! | [`UnitStrideFour`] | stride 1 | 6 (4) | 36 | 4 x 4 | 144 |
 //! | [`StrideTwo`] | stride 2 | 5 (4) | 25 | 2 x 2 | 36 |
 //! | [`StrideTwoBackEven`] | backward-data of stride 2, padding 0 | 3 (2) | 25 | 4 x 4 | 36 |
 //! | [`StrideTwoBackOdd`] | backward-data of stride 2, padding 1 | 3 (2) | 25 | 4 x 4 | 36 |
@@ -14,7 +15,7 @@
 use wide::f32x8;
 
 /// The most values any scheme has on a side of its transformed tile, and of its input tile.
-pub(super) const MAX_SIDE: usize = 5;
+pub(super) const MAX_SIDE: usize = 6;
 /// The most outputs any scheme gives along a side.
 pub(super) const MAX_OUTPUT: usize = 4;
 
@@ -59,17 +60,96 @@ impl Scheme for UnitStride {
 
     #[inline(always)]
     fn kernel_side([a, b, c]: [f32; 3]) -> [f32; MAX_SIDE] {
-        [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c, 0.0]
+        [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c, 0.0, 0.0]
     }
 
     #[inline(always)]
     fn input_side(x: [f32x8; MAX_SIDE]) -> [f32x8; MAX_SIDE] {
-        [x[0] - x[2], x[1] + x[2], x[2] - x[1], x[1] - x[3], ZERO]
+        [
+            x[0] - x[2],
+            x[1] + x[2],
+            x[2] - x[1],
+            x[1] - x[3],
+            ZERO,
+            ZERO,
+        ]
     }
 
     #[inline(always)]
     fn output_side(m: [f32x8; MAX_SIDE]) -> [f32x8; MAX_OUTPUT] {
         [m[0] + m[1] + m[2], m[1] - m[2] - m[3], ZERO, ZERO]
+    }
+}
+
+/// F(4, 3), Lavin and Gray's larger one: 4 outputs from 6 products, where F(2, 3) gives 2 from
+/// 4. It interpolates at the points 0, 1, -1, 2, -2 and infinity:
+///
+/// ```text
+///       | 4  0 -5  0  1  0 |        |  1/4     0     0  |
+///       | 0 -4 -4  1  1  0 |        | -1/6  -1/6  -1/6  |        | 1  1  1  1  1  0 |
+/// B^T = | 0  4 -4 -1  1  0 |    G = | -1/6   1/6  -1/6  |  A^T = | 0  1 -1  2 -2  0 |
+///       | 0 -2 -1  2  1  0 |        |  1/24  1/12  1/6  |        | 0  1  1  4  4  0 |
+///       | 0  2 -1 -2  1  0 |        |  1/24 -1/12  1/6  |        | 0  1 -1  8 -8  1 |
+///       | 0  4  0 -5  0  1 |        |  0     0     1    |
+/// ```
+///
+/// The constants up to 8 cost precision: see the module docs of `winograd`.
+pub(super) struct UnitStrideFour;
+
+impl Scheme for UnitStrideFour {
+    const INPUT: usize = 6;
+    const STEP: usize = 4;
+    const SHIFT: usize = 0;
+    const SIDE: usize = 6;
+    const OUTPUT: usize = 4;
+
+    #[inline(always)]
+    fn kernel_side([a, b, c]: [f32; 3]) -> [f32; MAX_SIDE] {
+        // Multiplied by the reciprocals: a division per value took a tenth of a pass at
+        // 16 x 16, where the kernels are transformed once per call.
+        const SIXTH: f32 = 1.0 / 6.0;
+        const TWENTY_FOURTH: f32 = 1.0 / 24.0;
+        let (even, odd) = (a + c, b);
+        let (even4, odd2) = (a + 4.0 * c, 2.0 * b);
+        [
+            0.25 * a,
+            -(even + odd) * SIXTH,
+            -(even - odd) * SIXTH,
+            (even4 + odd2) * TWENTY_FOURTH,
+            (even4 - odd2) * TWENTY_FOURTH,
+            c,
+        ]
+    }
+
+    #[inline(always)]
+    fn input_side(x: [f32x8; MAX_SIDE]) -> [f32x8; MAX_SIDE] {
+        // Rows 1 and 2 share `x4 - 4 x2` and `x3 - 4 x1`; rows 3 and 4 `x4 - x2` and
+        // `2 (x3 - x1)`.
+        let four = f32x8::splat(4.0);
+        let a = x[4] - four * x[2];
+        let b = x[3] - four * x[1];
+        let c = x[4] - x[2];
+        let d = (x[3] - x[1]) * f32x8::splat(2.0);
+        [
+            four * x[0] - f32x8::splat(5.0) * x[2] + x[4],
+            a + b,
+            a - b,
+            c + d,
+            c - d,
+            four * x[1] - f32x8::splat(5.0) * x[3] + x[5],
+        ]
+    }
+
+    #[inline(always)]
+    fn output_side(m: [f32x8; MAX_SIDE]) -> [f32x8; MAX_OUTPUT] {
+        let (sum12, diff12) = (m[1] + m[2], m[1] - m[2]);
+        let (sum34, diff34) = (m[3] + m[4], m[3] - m[4]);
+        [
+            m[0] + sum12 + sum34,
+            diff12 + f32x8::splat(2.0) * diff34,
+            sum12 + f32x8::splat(4.0) * sum34,
+            diff12 + f32x8::splat(8.0) * diff34 + m[5],
+        ]
     }
 }
 
@@ -88,12 +168,12 @@ impl Scheme for StrideTwo {
 
     #[inline(always)]
     fn kernel_side([w0, w1, w2]: [f32; 3]) -> [f32; MAX_SIDE] {
-        [w0, w0 + w2, w2, w1, w1]
+        [w0, w0 + w2, w2, w1, w1, 0.0]
     }
 
     #[inline(always)]
     fn input_side(x: [f32x8; MAX_SIDE]) -> [f32x8; MAX_SIDE] {
-        [x[0] - x[2], x[2], x[4] - x[2], x[1], x[3]]
+        [x[0] - x[2], x[2], x[4] - x[2], x[1], x[3], ZERO]
     }
 
     #[inline(always)]
@@ -123,12 +203,12 @@ impl Scheme for StrideTwoBackEven {
 
     #[inline(always)]
     fn kernel_side([w0, w1, w2]: [f32; 3]) -> [f32; MAX_SIDE] {
-        [w2, w2 + w0, w0, w1, w1]
+        [w2, w2 + w0, w0, w1, w1, 0.0]
     }
 
     #[inline(always)]
     fn input_side(d: [f32x8; MAX_SIDE]) -> [f32x8; MAX_SIDE] {
-        [d[0] - d[1], d[1], d[2] - d[1], d[1], d[2]]
+        [d[0] - d[1], d[1], d[2] - d[1], d[1], d[2], ZERO]
     }
 
     #[inline(always)]
@@ -156,7 +236,7 @@ impl Scheme for StrideTwoBackOdd {
 
     #[inline(always)]
     fn input_side(d: [f32x8; MAX_SIDE]) -> [f32x8; MAX_SIDE] {
-        [d[0] - d[1], d[1], d[2] - d[1], d[0], d[1]]
+        [d[0] - d[1], d[1], d[2] - d[1], d[0], d[1], ZERO]
     }
 
     #[inline(always)]
