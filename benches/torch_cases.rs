@@ -12,7 +12,7 @@
 //! A further argument keeps only the cases whose name contains it
 //! (`cargo bench --bench torch_cases -- direct3x3`). Prints one JSON line per case, with the same fields as the PyTorch script: `fwd_ms` is the
 //! forward pass, `fwdbwd_ms` forward plus backward-data plus backward-weight (no bias), as
-//! `y.sum().backward()` computes in PyTorch.
+//! `y.sum().backward()` computes in PyTorch. The main thread is rayon's worker 0 (see `main`).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -97,6 +97,14 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    // The main thread as rayon's worker 0, as the README advises and the `convgrad` command
+    // does: each pass then runs on the calling thread and the other worker steals half, instead
+    // of being handed to the pool while the caller sleeps. PyTorch's main thread is likewise
+    // one of its OpenMP threads.
+    rayon::ThreadPoolBuilder::new()
+        .use_current_thread()
+        .build_global()
+        .expect("rayon's global pool is built once, here");
     let filter = std::env::args().skip(1).find(|a| !a.starts_with("--"));
     let conv_case = |name: &str, n, cin, cout, h, k, stride, groups| {
         if filter.as_deref().is_none_or(|f| name.contains(f)) {
