@@ -68,12 +68,20 @@ pub fn backward_data(
     let padded_height = top + out_height + bottom;
     let padded_width = left + out_width + right;
     let padded_image = g.out_channels * padded_height * padded_width;
-    let padded = PaddedPlanes::new(
-        grad_output,
-        (out_height, out_width),
-        (top, bottom, left, right),
-        SLACK,
-    );
+    let pad = |grad_output: &[f32]| {
+        PaddedPlanes::new(
+            grad_output,
+            (out_height, out_width),
+            (top, bottom, left, right),
+            SLACK,
+        )
+    };
+    let blocks = channel_blocks(g.groups, g.in_channels_per_group());
+    let ranges = block_ranges(g.batch, blocks.len());
+    // With whole images per task, each task pads its own image's gradient, which is then still
+    // in L2 for the tiles (as in the forward pass).
+    let shared = (ranges.len() > 1).then(|| pad(grad_output));
+    let out_image = g.out_channels * out_height * out_width;
 
     let layout = PaddedLayout {
         top,
@@ -81,7 +89,6 @@ pub fn backward_data(
         height: padded_height,
         width: padded_width,
     };
-    let blocks = channel_blocks(g.groups, g.in_channels_per_group());
     let mut phases = Vec::new();
     let mut some_pixels_untouched = false;
     for (ry, row_phase) in rows.iter().enumerate() {
@@ -96,13 +103,19 @@ pub fn backward_data(
     }
 
     let in_plane = g.in_height * g.in_width;
-    let ranges = block_ranges(g.batch, blocks.len());
     let pieces = split_by_image_and_blocks(grad_input, g.batch, &blocks, &ranges, in_plane);
     pieces.into_par_iter().for_each(|(image, range, out)| {
         if some_pixels_untouched {
             out.fill(0.0);
         }
-        let source = &padded[image * padded_image..(image + 1) * padded_image + SLACK];
+        let own;
+        let source = match &shared {
+            Some(padded) => &padded[image * padded_image..(image + 1) * padded_image + SLACK],
+            None => {
+                own = pad(&grad_output[image * out_image..][..out_image]);
+                &own[..padded_image + SLACK]
+            }
+        };
         let first_channel = blocks[range.start].start;
         for phase in &phases {
             for b in range.clone() {
