@@ -38,8 +38,8 @@
 //! backward-data, at 64 to 256 channels: 10 to 20 times F(2 x 2, 3 x 3)'s, 3 to 6 times the
 //! direct kernel's, and 8 times inside the tests' `1e-4` of the scalar reference. The passes
 //! take these tiles where they are faster (measured at `four`: maps of 14 outputs a side or
-//! more, up to 256 x 256 channels), and there they save 1.1x to 1.3x of the time (1.2x to 1.4x
-//! in AVX2 builds).
+//! more, up to 256 x 256 channels, enough tiles per task), and there they save 1.1x to 1.3x of
+//! the time (1.2x to 1.4x in AVX2 builds).
 //!
 //! # Backward-data
 //! The input gradient of a 3 x 3, stride-1 convolution with padding `p` is a 3 x 3, stride-1
@@ -173,15 +173,26 @@ fn computes(g: &Conv2dGeometry) -> bool {
         }
 }
 
-/// Whether a unit-stride pass from `depth` channels to `rows` with `height x width` outputs
-/// takes F(4 x 4, 3 x 3) rather than F(2 x 2, 3 x 3). Measured at batch 32 on 2 cores
-/// (BENCHMARKS.md, twelfth pass), forward and backward-data: faster from 14 outputs a side
-/// (1.1x to 1.3x at 64 channels on 32 x 32 and 56 x 56, 128 on 16 x 16 and 28 x 28, 256 on
-/// 14 x 14), and 1.6 times slower on 8 x 8, where a group's few tiles (4 per image) stream
-/// the larger transformed weights (36 values per kernel, not 16) once per group. At 512
-/// channels on 16 x 16 the two were level.
-fn four((height, width): (usize, usize), (depth, rows): (usize, usize)) -> bool {
-    height.min(width) >= 14 && depth * rows <= 256 * 256
+/// Whether a unit-stride pass of `g`'s batch from `depth` channels to `rows`, with `height x
+/// width` outputs, takes F(4 x 4, 3 x 3) rather than F(2 x 2, 3 x 3). Measured on 2 cores
+/// (BENCHMARKS.md, twelfth pass), forward and backward-data, it was faster:
+///
+/// * from 14 outputs a side: 1.1x to 1.3x at batch 32 for 64 channels on 32 x 32 and 56 x 56,
+///   128 on 16 x 16 and 28 x 28, 256 on 14 x 14; on 8 x 8 (4 tiles per image) it was 1.6 times
+///   slower, a group's few tiles streaming the larger transformed weights (36 values per
+///   kernel, not 16) once per group;
+/// * up to 256 x 256 channels: at 512 on 16 x 16 the two were level;
+/// * with at least 32 tiles (one register tile's worth) per task: 128 channels on 16 x 16 at
+///   batch 8, one image of 16 tiles per task, took 2.4 to 3.2 ms against 2.0, where batch 16
+///   (two images per task) took 2.7 to 2.9 against 3.4 to 3.6.
+fn four(
+    g: &Conv2dGeometry,
+    (height, width): (usize, usize),
+    (depth, rows): (usize, usize),
+) -> bool {
+    let tiles = height.div_ceil(4) * width.div_ceil(4);
+    let images_per_task = (g.batch / (4 * rayon::current_num_threads())).max(1);
+    height.min(width) >= 14 && depth * rows <= 256 * 256 && tiles * images_per_task >= 32
 }
 
 /// `output = conv(input, weight) + bias`.
@@ -194,7 +205,7 @@ pub fn forward(
 ) {
     check(g);
     let out = (g.out_height(), g.out_width());
-    if g.stride == (1, 1) && four(out, (g.in_channels, g.out_channels)) {
+    if g.stride == (1, 1) && four(g, out, (g.in_channels, g.out_channels)) {
         run::<UnitStrideFour>(
             g,
             out,
@@ -254,7 +265,7 @@ pub fn backward_data(
     let out = (g.in_height, g.in_width);
     let dx = grad_input;
     match (g.stride, g.padding) {
-        ((1, 1), (p, q)) if four(out, (g.out_channels, g.in_channels)) => {
+        ((1, 1), (p, q)) if four(g, out, (g.out_channels, g.in_channels)) => {
             let source = source.with_padding((2 - p, 2 - q));
             let w = backward_weights::<UnitStrideFour>(g, weight, true);
             run::<UnitStrideFour>(&source, out, grad_output, &w, None, dx)
