@@ -5,7 +5,7 @@
 //! | [`pointwise`] | 1 x 1, one group, no padding | a GEMM on the NCHW tensor as it is |
 //! | [`depthwise`] | one group per input channel | vectorised along the contiguous width |
 //! | [`im2col`] | one group, output maps under 16 pixels | the batch folded into one GEMM |
-//! | [`winograd`] | 3 x 3, stride 1 or 2, one group, 16+ channels (forward, backward-data) | F(2 x 2, 3 x 3): 16 products per 2 x 2 outputs instead of 36; at stride 2, 25 |
+//! | [`winograd`] | 3 x 3, stride 1 or 2, one group, 16+ channels (forward, backward-data) | F(2 x 2, 3 x 3): 16 products per 2 x 2 outputs instead of 36, F(4 x 4, 3 x 3) on maps of 14 or more: 36 per 4 x 4 instead of 144; at stride 2, 25 |
 //! | [`direct`] | anything else | register-blocked SIMD direct convolution |
 //!
 //! The public functions here check the geometry and the slice lengths, then dispatch. All of

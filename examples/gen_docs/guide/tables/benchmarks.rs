@@ -169,9 +169,9 @@ pub(super) fn benchmark_summary(trainings: &[Training], kernels: &[KernelCase]) 
         );
     }
     out.push_str(
-        "\n\\* Forward and backward-data by Winograd's algorithm, 16 products per 2 x 2 outputs \
-         instead of 36: GFLOP/s counts the direct convolution's multiply-adds, so it can pass \
-         the machine's peak.\n",
+        "\n\\* Forward and backward-data by Winograd's algorithm, 36 products per 4 x 4 outputs \
+         instead of 144 on maps of 14 or more (16 per 2 x 2 on smaller ones): GFLOP/s counts \
+         the direct convolution's multiply-adds, so it can pass the machine's peak.\n",
     );
     out.push_str(
         "\n| `convgrad train` on Fashion-MNIST | epochs | test accuracy | time per epoch |\n",
