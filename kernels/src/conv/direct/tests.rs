@@ -159,3 +159,30 @@ fn degenerate_shapes_match_the_reference() {
     // The last: a 1 x 1 kernel with padding 1 on a 0 x 0 input, a 2 x 2 output.
     check_empty_shapes(&FAMILY, ((1, 1), (1, 1)), 200);
 }
+
+/// Batches of 4 images or more per thread, where the forward and backward-data tasks are
+/// whole images and pad their own (the random geometries above have at most 3 images), with
+/// several channel blocks, groups, stride, padding and dilation, and odd channel counts so the
+/// last block is partial.
+#[test]
+fn large_batches_split_by_images_match_the_reference() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let layers = [
+            Conv2dGeometry::new(8, 19, 40, (7, 9), (3, 3)).with_padding((1, 1)),
+            Conv2dGeometry::new(9, 10, 66, (9, 6), (3, 2))
+                .with_stride((2, 1))
+                .with_padding((2, 0)),
+            Conv2dGeometry::new(12, 14, 72, (8, 8), (3, 3))
+                .with_groups(2)
+                .with_dilation((2, 2))
+                .with_padding((2, 2)),
+        ];
+        for (seed, g) in layers.iter().enumerate() {
+            check_all_passes(g, seed as u64, seed % 2 == 0);
+        }
+    });
+}
