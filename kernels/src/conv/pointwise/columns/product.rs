@@ -3,6 +3,7 @@
 
 use super::{chunk_lanes, column_offsets, pixel_positions, runs, BLOCK, CHUNK_BYTES, P, V};
 use crate::conv::pointwise::Dims;
+use crate::conv::recycled::Recycled;
 use crate::conv::tile::{as_arrays, lane_bases, panel_tile, tile, Taps, LANES};
 use crate::lanes::{load, prefetch, store};
 use crate::Conv2dGeometry;
@@ -93,7 +94,7 @@ pub(in crate::conv::pointwise) fn backward_data(
 /// Where a tile finds the rows of the matrix.
 enum MatrixRows {
     /// Panels of `P` rows (see `Product::pack_panels`).
-    Packed(Vec<f32>),
+    Packed(Recycled),
     /// The matrix itself: where each row's channel 0 is, and where channel `k` of a row is
     /// relative to it.
     InPlace {
@@ -254,9 +255,12 @@ impl Product<'_> {
     /// contiguous run of it (rows past the last one repeat it). Read in place, a tile would
     /// follow `P` rows of `W` (forward) or share lines down its columns (backward-data); packed,
     /// backward-data at 728 channels ran 1.2 times as fast.
-    fn pack_panels(&self) -> Vec<f32> {
+    fn pack_panels(&self) -> Recycled {
         let panel_len = P * self.depth;
-        let mut panels = vec![0.0; self.rows.div_ceil(P) * panel_len];
+        // Every value is written below; a recycled buffer spares the page faults of a fresh
+        // one on every call (2.1 MB at 728 x 728 channels: 1% to 2% of a forward pass on one
+        // thread, within the noise on two).
+        let mut panels = Recycled::take(self.rows.div_ceil(P) * panel_len);
         // Where the last channel of a row is, relative to its first.
         let span = (self.depth - 1) * self.depth_step + 1;
         panels
