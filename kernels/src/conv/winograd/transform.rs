@@ -54,37 +54,21 @@ pub(super) fn input<S: Scheme>(
 ) {
     let source = &split.planes[..];
     let load = |at: usize| f32x8::from(<[f32; LANES]>::try_from(&source[at..at + LANES]).unwrap());
-    // Where column `c` of the first tile starts, from the start of its row.
-    let columns: [usize; MAX_SIDE] = std::array::from_fn(|c| {
-        let x = S::SHIFT + c;
-        (x % S::STEP) * split.phase + x / S::STEP
-    });
+    let columns = columns::<S>(split);
     for channel in 0..channels {
         let first_row = channel * split.height + S::STEP * run.row + S::SHIFT;
         let base = run.image * split.image + first_row * split.row + run.column;
         for start in (0..run.count).step_by(LANES) {
-            // Down the columns (`B^T d`): `down[i][c]` is value `i` of column `c`.
-            let mut down = [[f32x8::ZERO; MAX_SIDE]; MAX_SIDE];
-            for (c, &column) in columns.iter().enumerate().take(S::INPUT) {
-                let mut d = [f32x8::ZERO; MAX_SIDE];
-                for (r, value) in d.iter_mut().enumerate().take(S::INPUT) {
-                    *value = load(base + start + r * split.row + column);
-                }
-                let side = S::input_side(d);
-                for i in 0..S::SIDE {
-                    down[i][c] = side[i];
-                }
-            }
-            // Along the rows (`(B^T d) B`).
-            // By reference: `into_iter` moved the whole array, a `memcpy` call that took a
-            // tenth of a forward pass.
-            for (i, row) in down.iter().enumerate().take(S::SIDE) {
-                for (j, value) in S::input_side(*row).iter().enumerate().take(S::SIDE) {
-                    let at = ((S::SIDE * i + j) * channels + channel) * stride + slot + start;
-                    let dst: &mut [f32; LANES] = (&mut v[at..at + LANES]).try_into().unwrap();
+            let first = base + start;
+            let at = |xi: usize| (xi * channels + channel) * stride + slot + start;
+            patch::<S>(
+                |r, c| load(first + r * split.row + columns[c]),
+                |xi, value| {
+                    let dst: &mut [f32; LANES] =
+                        (&mut v[at(xi)..at(xi) + LANES]).try_into().unwrap();
                     *dst = value.to_array();
-                }
-            }
+                },
+            );
         }
     }
 }
@@ -102,10 +86,7 @@ pub(super) fn short_rows<S: Scheme, const N: usize>(
 ) {
     debug_assert!(runs.len() * N <= LANES && runs.iter().all(|run| run.count == N));
     let source = &split.planes[..];
-    let columns: [usize; MAX_SIDE] = std::array::from_fn(|c| {
-        let x = S::SHIFT + c;
-        (x % S::STEP) * split.phase + x / S::STEP
-    });
+    let columns = columns::<S>(split);
     let mut bases = [0; LANES];
     for (base, run) in bases.iter_mut().zip(runs) {
         *base = run.image * split.image + (S::STEP * run.row + S::SHIFT) * split.row + run.column;
@@ -123,23 +104,48 @@ pub(super) fn short_rows<S: Scheme, const N: usize>(
     let plane = split.height * split.row;
     for channel in 0..channels {
         let first = channel * plane;
-        let mut down = [[f32x8::ZERO; MAX_SIDE]; MAX_SIDE];
-        for (c, &column) in columns.iter().enumerate().take(S::INPUT) {
-            let mut d = [f32x8::ZERO; MAX_SIDE];
-            for (r, value) in d.iter_mut().enumerate().take(S::INPUT) {
-                *value = load(first + r * split.row + column);
-            }
-            let side = S::input_side(d);
-            for i in 0..S::SIDE {
-                down[i][c] = side[i];
-            }
-        }
-        for (i, row) in down.iter().enumerate().take(S::SIDE) {
-            for (j, value) in S::input_side(*row).iter().enumerate().take(S::SIDE) {
-                let at = ((S::SIDE * i + j) * channels + channel) * stride + slot;
-                let dst: &mut [f32; LANES] = (&mut v[at..at + LANES]).try_into().unwrap();
+        let at = |xi: usize| (xi * channels + channel) * stride + slot;
+        patch::<S>(
+            |r, c| load(first + r * split.row + columns[c]),
+            |xi, value| {
+                let dst: &mut [f32; LANES] = (&mut v[at(xi)..at(xi) + LANES]).try_into().unwrap();
                 *dst = value.to_array();
-            }
+            },
+        );
+    }
+}
+
+/// Where column `c` of a tile's patch starts in the split input, from the start of the
+/// tile's row (see [`input`]).
+fn columns<S: Scheme>(split: &SplitInput) -> [usize; MAX_SIDE] {
+    std::array::from_fn(|c| {
+        let x = S::SHIFT + c;
+        (x % S::STEP) * split.phase + x / S::STEP
+    })
+}
+
+/// `V = B^T d B` of one vector of tiles: `load(r, c)` gives value `(r, c)` of their input
+/// patches, and `store(ξ, V[ξ])` takes position `ξ = SIDE i + j` of the result.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // `c` indexes the columns of `down` and of the patch
+fn patch<S: Scheme>(load: impl Fn(usize, usize) -> f32x8, mut store: impl FnMut(usize, f32x8)) {
+    // Down the columns (`B^T d`): `down[i][c]` is value `i` of column `c`.
+    let mut down = [[f32x8::ZERO; MAX_SIDE]; MAX_SIDE];
+    for c in 0..S::INPUT {
+        let mut d = [f32x8::ZERO; MAX_SIDE];
+        for (r, value) in d.iter_mut().enumerate().take(S::INPUT) {
+            *value = load(r, c);
+        }
+        let side = S::input_side(d);
+        for i in 0..S::SIDE {
+            down[i][c] = side[i];
+        }
+    }
+    // Along the rows (`(B^T d) B`). By reference: `into_iter` moved the whole array, a `memcpy`
+    // call that took a tenth of a forward pass.
+    for (i, row) in down.iter().enumerate().take(S::SIDE) {
+        for (j, &value) in S::input_side(*row).iter().enumerate().take(S::SIDE) {
+            store(S::SIDE * i + j, value);
         }
     }
 }
