@@ -214,47 +214,32 @@ impl Job<'_> {
             let count = self.group.min(total - start);
             slots.clear();
             // Rows of 1, 2 or 4 tiles fill a vector's lanes from several rows (see
-            // `transform::short_rows`); other runs are transformed one at a time.
+            // `transform::short_rows`); other runs are transformed one at a time. `batch` holds
+            // such rows from slot `batch_slot` on.
             let short = matches!(self.grid.columns, 1 | 2 | 4);
-            let mut batch: Vec<(usize, Run)> = Vec::with_capacity(LANES);
+            let (mut batch, mut batch_slot) = (Vec::with_capacity(LANES), 0);
             let channels_in = self.g.in_channels;
-            let flush = |batch: &mut Vec<(usize, Run)>, v: &mut [f32]| {
-                if let Some(&(slot, _)) = batch.first() {
-                    let runs: Vec<Run> = batch.iter().map(|&(_, run)| run).collect();
-                    match self.grid.columns {
-                        1 => transform::short_rows::<S, 1>(
-                            &split,
-                            channels_in,
-                            &runs,
-                            v,
-                            (slot, stride),
-                        ),
-                        2 => transform::short_rows::<S, 2>(
-                            &split,
-                            channels_in,
-                            &runs,
-                            v,
-                            (slot, stride),
-                        ),
-                        _ => transform::short_rows::<S, 4>(
-                            &split,
-                            channels_in,
-                            &runs,
-                            v,
-                            (slot, stride),
-                        ),
-                    }
-                    batch.clear();
+            let flush = |batch: &mut Vec<Run>, slot: usize, v: &mut [f32]| {
+                let (split, at) = (&split, (slot, stride));
+                match (batch.is_empty(), self.grid.columns) {
+                    (true, _) => {}
+                    (_, 1) => transform::short_rows::<S, 1>(split, channels_in, batch, v, at),
+                    (_, 2) => transform::short_rows::<S, 2>(split, channels_in, batch, v, at),
+                    _ => transform::short_rows::<S, 4>(split, channels_in, batch, v, at),
                 }
+                batch.clear();
             };
             for (slot, run) in self.grid.runs(start, count) {
                 if short && run.count == self.grid.columns {
-                    batch.push((slot, run));
+                    if batch.is_empty() {
+                        batch_slot = slot;
+                    }
+                    batch.push(run);
                     if batch.len() * run.count == LANES {
-                        flush(&mut batch, v);
+                        flush(&mut batch, batch_slot, v);
                     }
                 } else {
-                    flush(&mut batch, v);
+                    flush(&mut batch, batch_slot, v);
                     transform::input::<S>(&split, channels_in, run, v, (slot, stride));
                 }
                 let side = self.grid.side;
@@ -267,7 +252,7 @@ impl Job<'_> {
                     });
                 }
             }
-            flush(&mut batch, v);
+            flush(&mut batch, batch_slot, v);
             let block = self.weights.block;
             for first in channels.clone().step_by(block) {
                 let len = block.min(channels.end - first);
@@ -317,7 +302,7 @@ impl Job<'_> {
         let (width, plane) = (self.grid.out_width, self.grid.plane());
         for set in 0..sets {
             let products = &m[set * positions..][..positions];
-            // The tiles of each vector, and whether they are 8 whole tiles side by side.
+            // The tiles of each vector, and whether they are 8 whole tiles.
             let lanes: [&[Slot]; U] = std::array::from_fn(|u| {
                 let base = (set * TILE + u * LANES).min(count);
                 &slots[base..count.min(base + LANES)]
