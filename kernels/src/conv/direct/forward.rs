@@ -2,7 +2,7 @@
 
 use super::{
     block_ranges, channel_blocks, dispatch_tile, forward_pixels, lane_bases, pack_block_weights,
-    split_by_image_and_blocks, tile, PaddedInput, Taps, LANES,
+    split_by_image_and_blocks, tile, PaddedImages, PaddedPlanes, Taps, LANES,
 };
 use crate::conv::fill_with_bias;
 use crate::lanes::store;
@@ -36,15 +36,19 @@ pub fn forward(
     }
     let blocks = channel_blocks(g.groups, g.out_channels_per_group());
     let ranges = block_ranges(g.batch, blocks.len());
-    // With whole images per task, each task pads its own image, which is then still in L2 for
-    // the tiles; padded for the whole batch up front, the copy went to memory and came back
-    // (a tenth of the pass at stride 2, 64 -> 128 channels on 32 x 32).
-    let per_task = ranges.len() == 1;
-    let shared = (!per_task).then(|| PaddedInput::new(g, input, 0));
-    let in_image = g.in_channels * g.in_height * g.in_width;
-    let (padded_height, padded_width) =
-        (g.in_height + 2 * g.padding.0, g.in_width + 2 * g.padding.1);
+    let (pad_h, pad_w) = g.padding;
+    let (padded_height, padded_width) = (g.in_height + 2 * pad_h, g.in_width + 2 * pad_w);
     let padded_image = g.in_channels * padded_height * padded_width;
+    let images = PaddedImages::new(
+        input,
+        g.in_channels * g.in_height * g.in_width,
+        ranges.len() == 1,
+        (padded_image, 0),
+        |images| {
+            let padding = (pad_h, pad_h, pad_w, pad_w);
+            PaddedPlanes::new(images, (g.in_height, g.in_width), padding, 0)
+        },
+    );
 
     let in_per_group = g.in_channels_per_group();
     let taps_per_group = in_per_group * g.kernel_height * g.kernel_width;
@@ -63,15 +67,7 @@ pub fn forward(
 
     let pieces = split_by_image_and_blocks(output, g.batch, &blocks, &ranges, out_plane);
     pieces.into_par_iter().for_each(|(image, range, out)| {
-        let own;
-        let source = match &shared {
-            Some(padded) => &padded.planes[image * padded.image..(image + 1) * padded.image],
-            None => {
-                let one = Conv2dGeometry { batch: 1, ..*g };
-                own = PaddedInput::new(&one, &input[image * in_image..][..in_image], 0);
-                &own.planes[..padded_image]
-            }
-        };
+        let source = &images.image(image)[..];
         let first_channel = blocks[range.start].start;
         for chunk_start in (0..out_plane).step_by(PIXEL_CHUNK) {
             let chunk_end = out_plane.min(chunk_start + PIXEL_CHUNK);

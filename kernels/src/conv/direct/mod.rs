@@ -58,7 +58,7 @@ pub use forward::forward;
 
 // The register tiles and channel blocks, shared with the pointwise kernel; the passes below
 // import them from here.
-use crate::conv::padded::PaddedPlanes;
+use crate::conv::padded::{PaddedImages, PaddedPlanes};
 use crate::conv::tasks::{block_ranges, split_by_image_and_blocks};
 use crate::conv::tile::{
     channel_blocks, dispatch_tile, lane_bases, pack_block_weights, pixel_tile, tile, tile_lanes,

@@ -12,8 +12,8 @@ mod pixel;
 mod scatter;
 
 use super::{
-    block_ranges, channel_blocks, dispatch_tile, split_by_image_and_blocks, PaddedPlanes, Taps,
-    LANES,
+    block_ranges, channel_blocks, dispatch_tile, split_by_image_and_blocks, PaddedImages,
+    PaddedPlanes, Taps, LANES,
 };
 use crate::conv::tile::as_arrays;
 use crate::Conv2dGeometry;
@@ -68,20 +68,18 @@ pub fn backward_data(
     let padded_height = top + out_height + bottom;
     let padded_width = left + out_width + right;
     let padded_image = g.out_channels * padded_height * padded_width;
-    let pad = |grad_output: &[f32]| {
-        PaddedPlanes::new(
-            grad_output,
-            (out_height, out_width),
-            (top, bottom, left, right),
-            SLACK,
-        )
-    };
     let blocks = channel_blocks(g.groups, g.in_channels_per_group());
     let ranges = block_ranges(g.batch, blocks.len());
-    // With whole images per task, each task pads its own image's gradient, which is then still
-    // in L2 for the tiles (as in the forward pass).
-    let shared = (ranges.len() > 1).then(|| pad(grad_output));
-    let out_image = g.out_channels * out_height * out_width;
+    let images = PaddedImages::new(
+        grad_output,
+        g.out_channels * out_height * out_width,
+        ranges.len() == 1,
+        (padded_image, SLACK),
+        |images| {
+            let padding = (top, bottom, left, right);
+            PaddedPlanes::new(images, (out_height, out_width), padding, SLACK)
+        },
+    );
 
     let layout = PaddedLayout {
         top,
@@ -108,14 +106,7 @@ pub fn backward_data(
         if some_pixels_untouched {
             out.fill(0.0);
         }
-        let own;
-        let source = match &shared {
-            Some(padded) => &padded[image * padded_image..(image + 1) * padded_image + SLACK],
-            None => {
-                own = pad(&grad_output[image * out_image..][..out_image]);
-                &own[..padded_image + SLACK]
-            }
-        };
+        let source = &images.image(image)[..];
         let first_channel = blocks[range.start].start;
         for phase in &phases {
             for b in range.clone() {
