@@ -33,7 +33,7 @@
 //! from 36 products where the direct kernel spends 144: 4 times fewer, against 2.25 for
 //! F(2 x 2, 3 x 3) (`schemes.rs` has its matrices). Its transforms multiply by constants up to
 //! 8 and 1/24, and that costs precision. Against an `f64` sum on random data in `[-1, 1)`
-//! (batch 4, padding 1, `scratch_err` in BENCHMARKS.md's twelfth pass) the largest error
+//! (batch 4, padding 1; BENCHMARKS.md, twelfth pass) the largest error
 //! relative to the largest output was 5.7e-6 to 1.3e-5 forward and 6.6e-6 to 1.2e-5
 //! backward-data, at 64 to 256 channels: 10 to 20 times F(2 x 2, 3 x 3)'s, 3 to 6 times the
 //! direct kernel's, and 8 times inside the tests' `1e-4` of the scalar reference. The passes
@@ -185,14 +185,10 @@ fn computes(g: &Conv2dGeometry) -> bool {
 /// * with at least 32 tiles (one register tile's worth) per task: 128 channels on 16 x 16 at
 ///   batch 8, one image of 16 tiles per task, took 2.4 to 3.2 ms against 2.0, where batch 16
 ///   (two images per task) took 2.7 to 2.9 against 3.4 to 3.6.
-fn four(
-    g: &Conv2dGeometry,
-    (height, width): (usize, usize),
-    (depth, rows): (usize, usize),
-) -> bool {
-    let tiles = height.div_ceil(4) * width.div_ceil(4);
-    let images_per_task = (g.batch / (4 * rayon::current_num_threads())).max(1);
-    height.min(width) >= 14 && depth * rows <= 256 * 256 && tiles * images_per_task >= 32
+fn four(g: &Conv2dGeometry, out: (usize, usize), (depth, rows): (usize, usize)) -> bool {
+    out.0.min(out.1) >= 14
+        && depth * rows <= 256 * 256
+        && tiles::tiles_per_task::<UnitStrideFour>(g.batch, out) >= 32
 }
 
 /// `output = conv(input, weight) + bias`.

@@ -67,15 +67,7 @@ pub(super) fn run<S: Scheme>(
     let block = weights.block;
     let blocks = g.out_channels.div_ceil(block);
     let ranges = block_ranges(g.batch, blocks);
-    let tiles_per_image = grid.tiles_per_image();
-    let images_per_task = if ranges.len() > 1 {
-        1
-    } else {
-        let wanted = MAX_GROUP.div_ceil(tiles_per_image);
-        wanted
-            .min(g.batch / (4 * rayon::current_num_threads()))
-            .max(1)
-    };
+    let images_per_task = images_per_task(g.batch, grid.tiles_per_image());
     let mut tasks = Vec::new();
     let mut rest = output;
     for first_image in (0..g.batch).step_by(images_per_task) {
@@ -102,6 +94,22 @@ pub(super) fn run<S: Scheme>(
 struct Buffers {
     v: Vec<f32>,
     m: Vec<[[f32x8; U]; BLOCK]>,
+}
+
+/// Images per task for a batch of `batch` images of `tiles_per_image` tiles: enough for a full
+/// group where the batch leaves 4 tasks per thread, else one. (Batches small enough for tasks
+/// to split the channels, under 4 images per thread, take one.)
+fn images_per_task(batch: usize, tiles_per_image: usize) -> usize {
+    MAX_GROUP
+        .div_ceil(tiles_per_image)
+        .min(batch / (4 * rayon::current_num_threads()))
+        .max(1)
+}
+
+/// Tiles per task of a pass of scheme `S` over `batch` images with `height x width` outputs.
+pub(super) fn tiles_per_task<S: Scheme>(batch: usize, (height, width): (usize, usize)) -> usize {
+    let tiles = Grid::new::<S>(height, width).tiles_per_image();
+    tiles * images_per_task(batch, tiles)
 }
 
 /// The tiles of one image: `rows x columns` tiles of `side x side` outputs (the last row or
